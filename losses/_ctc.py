@@ -86,39 +86,37 @@ def label_lengths(label_paddings: jax.Array) -> jax.Array:
 def ctc_transitions(
     repeats: jax.Array, lengths: jax.Array, log_epsilon, dtype
 ) -> _lattice.Transitions:
-    """Lattice weights of CTC over `(B, N)` label positions, as optax has them.
+    """Lattice weights of CTC over `(B, N)` target positions, as optax has them.
 
     Args:
-      repeats: `(B, N)` bool, True where label n equals label n - 1 (n >= 1);
-        column 0 is ignored.
-      lengths: `(B,)` int number of valid labels L.
+      repeats: `(B, N)` bool, True where symbol n equals symbol n - 1
+        (column 0 is ignored).
+      lengths: `(B,)` int number of valid symbols L.
       log_epsilon: log weight of a forbidden transition or start.
       dtype: float dtype of the weights.
 
     Returns:
-      `Transitions` with `(B, 2N + 1)` arrays, states ordered
-      blank, label 0, blank, label 1, ..., blank.
+      `_lattice.Transitions` of a lattice with N + 1 blank and N label states.
     """
     batch, max_labels = repeats.shape
-    size = 2 * max_labels + 1
-    state = jnp.arange(size)
-    is_label = state % 2 == 1
     log_epsilon = jnp.asarray(log_epsilon, dtype)
-    label_to_blank = jnp.logaddexp(jnp.zeros((), dtype), log_epsilon)
-    step = jnp.where(is_label, 0.0, label_to_blank).astype(dtype)
-    step = jnp.where(state == 0, _lattice.NEG, step)
-    step_weights = jnp.broadcast_to(step, (batch, size))
-    # A skip lands on label n from label n - 1 (states 2n - 1 -> 2n + 1).
-    repeat_at_state = jnp.zeros((batch, size), bool).at[:, 1::2].set(repeats)
-    skip_allowed = is_label & (state >= 3)
-    skip_weights = jnp.where(
-        skip_allowed, jnp.where(repeat_at_state, log_epsilon, 0.0), _lattice.NEG
-    ).astype(dtype)
-    initial = jnp.where(state == 0, 0.0, log_epsilon).astype(dtype)
-    initial_weights = jnp.broadcast_to(initial, (batch, size))
-    ends = (state[None, :] == 2 * lengths[:, None]) | (state[None, :] == 2 * lengths[:, None] - 1)
-    final_weights = jnp.where(ends, 0.0, _lattice.NEG).astype(dtype)
-    return _lattice.Transitions(step_weights, skip_weights, initial_weights, final_weights)
+    position = jnp.arange(max_labels)
+    blank_position = jnp.arange(max_labels + 1)
+    # optax adds a second, penalised copy of label -> blank.
+    blank_entry = jnp.logaddexp(jnp.zeros((), dtype), log_epsilon)
+    skip = jnp.where(repeats, log_epsilon, jnp.zeros((), dtype))
+    skip = jnp.where(position == 0, _lattice.NEG, skip).astype(dtype)
+    initial_blank = jnp.where(blank_position == 0, 0.0, log_epsilon).astype(dtype)
+    lengths = lengths[:, None]
+    return _lattice.Transitions(
+        blank_entry=jnp.full((batch, 1), blank_entry, dtype),
+        label_entry=jnp.zeros((batch, 1), dtype),
+        skip_weights=skip,
+        initial_blank=jnp.broadcast_to(initial_blank, (batch, max_labels + 1)),
+        initial_label=jnp.full((batch, max_labels), log_epsilon, dtype),
+        final_blank=jnp.where(blank_position == lengths, 0.0, _lattice.NEG).astype(dtype),
+        final_label=jnp.where(position == lengths - 1, 0.0, _lattice.NEG).astype(dtype),
+    )
 
 
 def _label_log_probs(log_probs_tbk: jax.Array, labels: jax.Array) -> jax.Array:
@@ -134,34 +132,23 @@ def _label_log_probs(log_probs_tbk: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(log_probs_tbk, index, axis=-1, mode="fill", fill_value=0.0)
 
 
-def _interleave_blanks(blank: jax.Array, label: jax.Array) -> jax.Array:
-    """`(..., 2N + 1)` array blank, label 0, blank, ..., label N-1, blank.
-
-    `blank` has trailing size 1 and is broadcast to every blank state.
-    """
-    pairs = jnp.stack(
-        [jnp.broadcast_to(blank, label.shape), label], axis=-1
-    ).reshape(label.shape[:-1] + (2 * label.shape[-1],))
-    return jnp.concatenate([pairs, blank], axis=-1)
-
-
 def ctc_lattice(
     logits, logit_paddings, labels, label_paddings, *, blank_id=0, log_epsilon=-1e5
-) -> tuple[jax.Array, jax.Array, _lattice.Transitions]:
-    """CTC as a lattice: `(T, B, 2N+1)` log emissions, `(T, B)` valid frames, weights."""
+) -> tuple[_lattice.Emissions, jax.Array, _lattice.Transitions]:
+    """CTC as a lattice: time-major emissions, `(T, B)` valid frames, weights."""
     logits, logit_paddings, labels, label_paddings = _check_ctc_inputs(
         logits, logit_paddings, labels, label_paddings, blank_id
     )
     log_probs = jax.nn.log_softmax(jnp.swapaxes(logits, 0, 1), axis=-1)  # (T, B, K)
-    log_emissions = _interleave_blanks(
-        log_probs[..., blank_id : blank_id + 1], _label_log_probs(log_probs, labels)
+    emissions = _lattice.Emissions(
+        log_blank=log_probs[..., blank_id], log_label=_label_log_probs(log_probs, labels)
     )
     frame_valid = jnp.swapaxes(logit_paddings, 0, 1) == 0
     repeats = jnp.pad(labels[:, 1:] == labels[:, :-1], ((0, 0), (1, 0)))
     transitions = ctc_transitions(
         repeats, label_lengths(label_paddings), log_epsilon, log_probs.dtype
     )
-    return log_emissions, frame_valid, transitions
+    return emissions, frame_valid, transitions
 
 
 def ctc_loss_with_forward_probs(
@@ -201,13 +188,13 @@ def ctc_loss_with_forward_probs(
       Graves et al., Connectionist temporal classification: labelling
       unsegmented sequence data with recurrent neural networks, ICML 2006.
     """
-    log_emissions, frame_valid, transitions = ctc_lattice(
+    emissions, frame_valid, transitions = ctc_lattice(
         logits, logit_paddings, labels, label_paddings,
         blank_id=blank_id, log_epsilon=log_epsilon,
     )
-    log_z, log_alpha = _lattice.log_partition(log_emissions, frame_valid, transitions)
-    log_alpha_blank = log_alpha[..., 0::2]
-    log_alpha_label = log_alpha[..., 1::2]
+    log_z, (log_alpha_blank, log_alpha_label) = _lattice.log_partition(
+        emissions, frame_valid, transitions
+    )
     last_blank = log_alpha_blank[-1]
     last_blank = last_blank.at[:, 1:].set(jnp.logaddexp(last_blank[:, 1:], log_alpha_label[-1]))
     log_alpha_blank = log_alpha_blank.at[-1].set(last_blank)
@@ -295,12 +282,12 @@ def ctc_alignment(
     Returns:
       A `CTCAlignment` (states, label_positions, score, occupancy).
     """
-    log_emissions, frame_valid, transitions = ctc_lattice(
+    emissions, frame_valid, transitions = ctc_lattice(
         logits, logit_paddings, labels, label_paddings,
         blank_id=blank_id, log_epsilon=log_epsilon,
     )
-    states, score = _lattice.viterbi(log_emissions, frame_valid, transitions)
-    occupancy = _lattice.posterior(log_emissions, frame_valid, transitions)
+    states, score = _lattice.viterbi(emissions, frame_valid, transitions)
+    occupancy = _lattice.interleave(*_lattice.posterior(emissions, frame_valid, transitions))
     states = states.T
     label_positions = jnp.where((states >= 0) & (states % 2 == 1), (states - 1) // 2, -1)
     return CTCAlignment(states, label_positions, score, jnp.swapaxes(occupancy, 0, 1))

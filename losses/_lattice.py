@@ -1,26 +1,41 @@
-"""Forward-backward and Viterbi on a left-to-right lattice with skips.
+"""Forward-backward and Viterbi on the CTC lattice.
 
-This is the dynamic program behind CTC and multi-label CTC. Each example has
-S states ordered left to right (for CTC: blank, label 1, blank, label 2, ...,
-blank). At every valid frame a path either stays in its state, steps one
-state right or skips one state; it then emits the frame with the state's log
-emission probability. All quantities are log weights:
+This is the dynamic program behind CTC and multi-label CTC (Graves et al.
+2006). For N target symbols the lattice has N + 1 blank states and N label
+states; in the extended-label order of the paper they alternate
+blank 0, label 0, blank 1, label 1, ..., label N-1, blank N (extended index
+2n for blank n, 2n + 1 for label n). At every valid frame a path stays in
+its state, steps to the next extended state, or jumps from label n-1 to
+label n (skipping blank n); then it emits the frame. In log space, with
+emission log probabilities `log_blank[t]` (shared by all blank states) and
+`log_label[t, n]`:
 
-    alpha_t[s] = log_emissions[t, s] + logsumexp(alpha_{t-1}[s],
-                                                 alpha_{t-1}[s-1] + step_weights[s],
-                                                 alpha_{t-1}[s-2] + skip_weights[s])
+    blank_t[n] = log_blank[t]    + LSE(blank_{t-1}[n], label_{t-1}[n-1] + blank_entry)
+    label_t[n] = log_label[t, n] + LSE(label_{t-1}[n], blank_{t-1}[n],
+                                       label_{t-1}[n-1] + skip_weights[n])
 
-with alpha_{-1} = initial_weights, and log Z = logsumexp_s(alpha_{T-1}[s] +
-final_weights[s]). Invalid (padded) frames leave alpha unchanged, wherever
-they occur. Forbidden transitions carry the finite weight `NEG` rather than
--inf, so that no max shift ever meets (-inf) - (-inf).
+starting from the initial weights before frame 0, and log Z = LSE over the
+states at the last frame plus their final weights. Invalid (padded) frames
+leave every state unchanged, wherever they occur.
 
-The gradient of log Z w.r.t. the log emissions is the posterior state
-occupancy gamma_t[s] = exp(alpha_t[s] + beta_t[s] - log Z) (Rabiner 1989;
-Graves et al. 2006, eq. 14), computed here by one backward (beta) recursion
-over the stored alphas, not by differentiating through the forward scan.
-Everything is batched over B and vectorised over the S states; the scans run
-over time, which is the leading axis of every per-frame array.
+Blank and label states are kept in two arrays rather than one interleaved
+array: a blank state has two predecessors, a label state three, so this
+saves a third of the exp/log evaluations, which dominate the run time.
+Forbidden transitions carry the finite weight `NEG` rather than -inf, so no
+max shift ever meets (-inf) - (-inf).
+
+The gradient of log Z w.r.t. the emissions is the posterior occupancy
+(Rabiner 1989; Graves et al. 2006, eq. 14), computed in a custom VJP by one
+backward recursion, not by differentiating through the forward scan. The
+backward recursion is the forward recursion of the reversed lattice (time
+and states reversed, which for CTC is the lattice of the reversed label
+sequence), so both directions share one tuned loop. Its variables include
+frame t's emission like the alphas do, hence
+
+    gamma_t[s] = exp(alpha_t[s] + reversed_alpha_t[s] - log_emission_t[s] - log Z).
+
+Both recursions are batched over B and vectorised over the states; they scan
+over time, the leading axis of every per-frame array.
 """
 
 from __future__ import annotations
@@ -36,38 +51,72 @@ from jax import lax
 # underflows to exactly 0 for any attainable log probability x.
 NEG = -1e30
 
-# Loop unrolling of the time scans: the per-step work is small (B x S
-# elements), so the loop overhead matters on CPU.
-_UNROLL = 1
-
 
 class Transitions(NamedTuple):
-    """Per-example log weights of the lattice, each a `(B, S)` array.
+    """Per-example log weights of a CTC lattice with N labels.
 
     Attributes:
-      step_weights: log weight of the transition s-1 -> s (`NEG`: none).
-      skip_weights: log weight of the transition s-2 -> s (`NEG`: none).
-      initial_weights: log weight of being in state s before the first frame.
-      final_weights: log weight of ending in state s after the last frame.
+      blank_entry: `(B, 1)` log weight of label n-1 -> blank n.
+      label_entry: `(B, 1)` log weight of blank n -> label n.
+      skip_weights: `(B, N)` log weight of label n-1 -> label n (column 0 is
+        unused and should be `NEG`).
+      initial_blank: `(B, N + 1)` log weight of starting in blank n.
+      initial_label: `(B, N)` log weight of starting in label n.
+      final_blank: `(B, N + 1)` log weight of ending in blank n.
+      final_label: `(B, N)` log weight of ending in label n.
     """
 
-    step_weights: jax.Array
+    blank_entry: jax.Array
+    label_entry: jax.Array
     skip_weights: jax.Array
-    initial_weights: jax.Array
-    final_weights: jax.Array
+    initial_blank: jax.Array
+    initial_label: jax.Array
+    final_blank: jax.Array
+    final_label: jax.Array
 
 
-def _shift_right(x: jax.Array, k: int, fill: float) -> jax.Array:
-    """out[..., s] = x[..., s - k], `fill` where s < k (any S, even S < k)."""
-    size = x.shape[-1]
-    pad = [(0, 0)] * (x.ndim - 1) + [(k, 0)]
-    return jnp.pad(x, pad, constant_values=fill)[..., :size]
+class Emissions(NamedTuple):
+    """Time-major emission log probabilities of a CTC lattice.
+
+    Attributes:
+      log_blank: `(T, B)` log probability of the blank at frame t.
+      log_label: `(T, B, N)` log probability of target symbol n at frame t.
+    """
+
+    log_blank: jax.Array
+    log_label: jax.Array
 
 
-def _shift_left(x: jax.Array, k: int, fill: float) -> jax.Array:
-    """out[..., s] = x[..., s + k], `fill` where s + k >= S."""
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, k)]
-    return jnp.pad(x, pad, constant_values=fill)[..., k:]
+def _shift_right(x: jax.Array, fill: float) -> jax.Array:
+    """out[:, n] = x[:, n - 1], `fill` at n = 0."""
+    filler = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
+    return jnp.concatenate([filler, x[..., :-1]], axis=-1) if x.shape[-1] else x
+
+
+def _shift_left(x: jax.Array, fill: float) -> jax.Array:
+    """out[:, n] = x[:, n + 1], `fill` at the last n."""
+    filler = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
+    return jnp.concatenate([x[..., 1:], filler], axis=-1) if x.shape[-1] else x
+
+
+def _append(x: jax.Array, fill: float) -> jax.Array:
+    """x with one more column `fill` at the end: `(B, N)` -> `(B, N + 1)`."""
+    return jnp.concatenate([x, jnp.full(x.shape[:-1] + (1,), fill, x.dtype)], axis=-1)
+
+
+def _prepend(x: jax.Array, fill: float) -> jax.Array:
+    """x with one more column `fill` at the start: `(B, N)` -> `(B, N + 1)`."""
+    return jnp.concatenate([jnp.full(x.shape[:-1] + (1,), fill, x.dtype), x], axis=-1)
+
+
+def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
+    """log(exp(a) + exp(b)) with one exp and one log.
+
+    `jnp.logaddexp` uses log1p, which costs about four logs on XLA:CPU; the
+    absolute error of log(1 + x) instead is below float epsilon.
+    """
+    m = jnp.maximum(a, b)
+    return m + jnp.log(1.0 + jnp.exp(-jnp.abs(a - b)))
 
 
 def _logsumexp3(a: jax.Array, b: jax.Array, c: jax.Array) -> jax.Array:
@@ -76,95 +125,147 @@ def _logsumexp3(a: jax.Array, b: jax.Array, c: jax.Array) -> jax.Array:
     return m + jnp.log(jnp.exp(a - m) + jnp.exp(b - m) + jnp.exp(c - m))
 
 
-def _forward(
-    log_emissions: jax.Array, frame_valid: jax.Array, transitions: Transitions
+def _transition(
+    blank: jax.Array, label: jax.Array, transitions: Transitions
 ) -> tuple[jax.Array, jax.Array]:
-    """Log partition `(B,)` and forward variables `(T, B, S)`."""
-    step_weights, skip_weights, initial_weights, final_weights = transitions
+    """Log weight of entering each state from its predecessors (no emission)."""
+    previous_label = _prepend(label, NEG)  # label n-1 for blank n and label n
+    into_blank = _logaddexp(blank, previous_label + transitions.blank_entry)
+    into_label = _logsumexp3(
+        label,
+        blank[:, :-1] + transitions.label_entry,
+        previous_label[:, :-1] + transitions.skip_weights,
+    )
+    return into_blank, into_label
+
+
+def _forward(
+    emissions: Emissions,
+    frame_valid: jax.Array,
+    transitions: Transitions,
+    reverse: bool = False,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """Log partition `(B,)` and forward variables `(T, B, N+1)`, `(T, B, N)`.
+
+    Scanning forward, the initial weights sit on a virtual frame before the
+    first one, as in optax, and the first valid frame is entered by a
+    transition. With `reverse=True` the frames are visited from last to
+    first and the initial weights belong to the first visited valid frame
+    itself (see `_reversed`).
+    """
 
     def advance(alpha, frame):
-        log_emission, valid = frame
-        stay = alpha
-        step = _shift_right(alpha, 1, NEG) + step_weights
-        skip = _shift_right(alpha, 2, NEG) + skip_weights
-        moved = log_emission + _logsumexp3(stay, step, skip)
-        alpha = jnp.where(valid[:, None], moved, alpha)
+        blank, label = alpha
+        log_blank, log_label, valid = frame
+        into_blank, into_label = _transition(blank, label, transitions)
+        valid = valid[:, None]
+        alpha = (
+            jnp.where(valid, log_blank[:, None] + into_blank, blank),
+            jnp.where(valid, log_label + into_label, label),
+        )
         return alpha, alpha
 
-    alpha_last, log_alpha = lax.scan(
-        advance, initial_weights, (log_emissions, frame_valid), unroll=_UNROLL
+    def advance_from_first(carry, frame):
+        (blank, label), started = carry
+        log_blank, log_label, valid = frame
+        into_blank, into_label = _transition(blank, label, transitions)
+        into_blank = jnp.where(started, into_blank, transitions.initial_blank)
+        into_label = jnp.where(started, into_label, transitions.initial_label)
+        valid = valid[:, None]
+        alpha = (
+            jnp.where(valid, log_blank[:, None] + into_blank, blank),
+            jnp.where(valid, log_label + into_label, label),
+        )
+        return (alpha, started | valid), alpha
+
+    start = (transitions.initial_blank, transitions.initial_label)
+    frames = (emissions.log_blank, emissions.log_label, frame_valid)
+    if reverse:
+        not_started = jnp.zeros(frame_valid.shape[1:] + (1,), bool)
+        ((blank, label), _), log_alpha = lax.scan(
+            advance_from_first, (start, not_started), frames, reverse=True
+        )
+    else:
+        (blank, label), log_alpha = lax.scan(advance, start, frames)
+    log_z = jax.nn.logsumexp(
+        jnp.concatenate(
+            [blank + transitions.final_blank, label + transitions.final_label], axis=-1
+        ),
+        axis=-1,
     )
-    log_z = jax.nn.logsumexp(alpha_last + final_weights, axis=-1)
     return log_z, log_alpha
 
 
-def _posterior(
-    log_emissions: jax.Array,
-    frame_valid: jax.Array,
-    transitions: Transitions,
-    log_alpha: jax.Array,
-    log_z: jax.Array,
-) -> jax.Array:
-    """Posterior occupancy `(T, B, S)` by the backward recursion.
+def _reversed(emissions: Emissions, transitions: Transitions):
+    """The lattice with its states in reverse order, for a `reverse=True` scan.
 
-    beta_t[s] is the log weight of all path suffixes that leave state s
-    after frame t; gamma_t[s] = exp(alpha_t[s] + beta_t[s] - log Z) on valid
-    frames and 0 on padded ones (they emit nothing).
+    Blank n becomes blank N - n and label n becomes label N - 1 - n; the two
+    entry weights swap roles and the skip into reversed label m is the
+    original skip out of it. A path's weight must not change: the original
+    final weights become initial weights of the last frame, and the
+    original initial weights, which precede a transition into frame 0,
+    become final weights after that transition.
     """
-    step_weights, skip_weights, _, final_weights = transitions
-    # Weights of the transitions *out of* s: s -> s+1 and s -> s+2.
-    step_out = _shift_left(step_weights, 1, NEG)
-    skip_out = _shift_left(skip_weights, 2, NEG)
-    next_valid = jnp.concatenate([frame_valid[1:], jnp.zeros_like(frame_valid[:1])])
-    log_z = log_z[:, None]
-
-    def retreat(carry, frame):
-        # `entered` = log_emissions[t + 1] + beta_{t+1}: suffixes that enter
-        # a state at frame t + 1. The carry holds it already summed, so the
-        # step only shifts loop state; shifting a freshly computed sum
-        # inside the loop body is several times slower on XLA:CPU.
-        beta_next, entered = carry
-        log_alpha_t, log_emission, valid, valid_next = frame
-        leave = _logsumexp3(
-            entered,
-            _shift_left(entered, 1, NEG) + step_out,
-            _shift_left(entered, 2, NEG) + skip_out,
-        )
-        beta = jnp.where(valid_next[:, None], leave, beta_next)
-        gamma = jnp.where(valid[:, None], jnp.exp(log_alpha_t + beta - log_z), 0.0)
-        return (beta, log_emission + beta), gamma
-
-    # Past the last frame nothing is entered: `entered` starts at NEG and
-    # next_valid is False there, so beta_{T-1} = final_weights.
-    start = (final_weights, jnp.full_like(final_weights, NEG))
-    _, gamma = lax.scan(
-        retreat,
-        start,
-        (log_alpha, log_emissions, frame_valid, next_valid),
-        reverse=True,
-        unroll=_UNROLL,
+    flip = lambda x: jnp.flip(x, axis=-1)  # noqa: E731
+    skip = transitions.skip_weights
+    first_blank, first_label = _transition(
+        transitions.initial_blank, transitions.initial_label, transitions
     )
-    return gamma
+    reversed_transitions = Transitions(
+        blank_entry=transitions.label_entry,
+        label_entry=transitions.blank_entry,
+        skip_weights=jnp.concatenate([skip[..., :1], flip(skip[..., 1:])], axis=-1),
+        initial_blank=flip(transitions.final_blank),
+        initial_label=flip(transitions.final_label),
+        final_blank=flip(first_blank),
+        final_label=flip(first_label),
+    )
+    return Emissions(emissions.log_blank, flip(emissions.log_label)), reversed_transitions
+
+
+def _posterior(emissions, frame_valid, transitions, log_alpha, log_z):
+    """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states.
+
+    Zero on padded frames. The final exp runs on the whole `(T, B, states)`
+    block at once, outside the scan, where XLA vectorises it well.
+    """
+    reversed_emissions, reversed_transitions = _reversed(emissions, transitions)
+    _, (reversed_blank, reversed_label) = _forward(
+        reversed_emissions, frame_valid, reversed_transitions, reverse=True
+    )
+    log_suffix = (jnp.flip(reversed_blank, axis=-1), jnp.flip(reversed_label, axis=-1))
+    log_emission = (emissions.log_blank[:, :, None], emissions.log_label)
+    valid = frame_valid[:, :, None]
+    log_z = log_z[None, :, None]
+    return tuple(
+        jnp.where(valid, jnp.exp(alpha + suffix - emission - log_z), 0.0)
+        for alpha, suffix, emission in zip(log_alpha, log_suffix, log_emission)
+    )
 
 
 @jax.custom_vjp
-def _log_partition(log_emissions, frame_valid, transitions):
-    return _forward(log_emissions, frame_valid, transitions)
+def _log_partition(emissions, frame_valid, transitions):
+    return _forward(emissions, frame_valid, transitions)
 
 
-def _log_partition_fwd(log_emissions, frame_valid, transitions):
-    log_z, log_alpha = _forward(log_emissions, frame_valid, transitions)
-    residuals = (log_emissions, frame_valid, transitions, log_alpha, log_z)
+def _log_partition_fwd(emissions, frame_valid, transitions):
+    log_z, log_alpha = _forward(emissions, frame_valid, transitions)
+    residuals = (emissions, frame_valid, transitions, log_alpha, log_z)
     return (log_z, log_alpha), residuals
 
 
 def _log_partition_bwd(residuals, cotangents):
-    # The alphas are an output for inspection only; `log_partition` stops
-    # their gradient, so their cotangent is always zero and is ignored here.
+    # The alphas are an output for inspection only: `log_partition` stops
+    # their gradient, so their cotangent is always zero and is ignored.
     g_log_z, _ = cotangents
-    log_emissions, frame_valid, transitions, log_alpha, log_z = residuals
-    gamma = _posterior(log_emissions, frame_valid, transitions, log_alpha, log_z)
-    g_emissions = (g_log_z[None, :, None] * gamma).astype(log_emissions.dtype)
+    emissions, frame_valid, transitions, log_alpha, log_z = residuals
+    gamma_blank, gamma_label = _posterior(
+        emissions, frame_valid, transitions, log_alpha, log_z
+    )
+    g_emissions = Emissions(
+        log_blank=(g_log_z * jnp.sum(gamma_blank, axis=-1)).astype(emissions.log_blank.dtype),
+        log_label=(g_log_z[:, None] * gamma_label).astype(emissions.log_label.dtype),
+    )
     zero_transitions = jax.tree.map(jnp.zeros_like, transitions)
     return g_emissions, None, zero_transitions
 
@@ -173,75 +274,91 @@ _log_partition.defvjp(_log_partition_fwd, _log_partition_bwd)
 
 
 def log_partition(
-    log_emissions: jax.Array, frame_valid: jax.Array, transitions: Transitions
-) -> tuple[jax.Array, jax.Array]:
+    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """Log partition function of the lattice and its forward variables.
 
     Args:
-      log_emissions: `(T, B, S)` array, log probability that state s emits
-        frame t (time-major, so that the scan runs over the leading axis).
+      emissions: time-major emission log probabilities, see `Emissions`.
       frame_valid: `(T, B)` bool array, False for padded frames.
       transitions: the lattice's per-example weights, see `Transitions`.
 
     Returns:
-      `(log_z, log_alpha)`: `(B,)` log partition (log-sum over all paths of
-      their total log weight) and `(T, B, S)` forward variables. The gradient
-      of `log_z` w.r.t. `log_emissions` is the posterior occupancy (custom
-      VJP, one backward recursion); `log_alpha` carries no gradient, and no
-      gradient flows to `transitions`.
+      `(log_z, (log_alpha_blank, log_alpha_label))`: `(B,)` log partition
+      (log-sum over all paths of their total log weight) and the forward
+      variables `(T, B, N + 1)`, `(T, B, N)`. The gradient of `log_z`
+      w.r.t. the emissions is the posterior occupancy (custom VJP, one
+      backward recursion); the forward variables carry no gradient, nor do
+      `transitions`.
     """
-    log_z, log_alpha = _log_partition(log_emissions, frame_valid, transitions)
+    log_z, log_alpha = _log_partition(emissions, frame_valid, transitions)
     return log_z, lax.stop_gradient(log_alpha)
 
 
 def posterior(
-    log_emissions: jax.Array, frame_valid: jax.Array, transitions: Transitions
-) -> jax.Array:
-    """Posterior occupancy `(T, B, S)`: probability of state s at frame t."""
-    log_z, log_alpha = _forward(log_emissions, frame_valid, transitions)
-    return _posterior(log_emissions, frame_valid, transitions, log_alpha, log_z)
+    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
+) -> tuple[jax.Array, jax.Array]:
+    """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states."""
+    log_z, log_alpha = _forward(emissions, frame_valid, transitions)
+    return _posterior(emissions, frame_valid, transitions, log_alpha, log_z)
+
+
+def interleave(blank: jax.Array, label: jax.Array) -> jax.Array:
+    """Blank `(..., N+1)` and label `(..., N)` arrays in extended-label order `(..., 2N+1)`."""
+    pairs = jnp.stack([blank[..., :-1], label], axis=-1)
+    pairs = pairs.reshape(label.shape[:-1] + (2 * label.shape[-1],))
+    return jnp.concatenate([pairs, blank[..., -1:]], axis=-1)
 
 
 def viterbi(
-    log_emissions: jax.Array, frame_valid: jax.Array, transitions: Transitions
+    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
 ) -> tuple[jax.Array, jax.Array]:
     """Best path through the lattice (max-product instead of sum-product).
 
     Args:
-      log_emissions: `(T, B, S)` array, see `log_partition`.
+      emissions: time-major emission log probabilities, see `Emissions`.
       frame_valid: `(T, B)` bool array, False for padded frames.
       transitions: the lattice's per-example weights.
 
     Returns:
-      `(states, score)`: `(T, B)` int32 state of the best path at each frame
-      (-1 on padded frames) and `(B,)` its total log weight. Ties go to the
-      earliest of stay, step, skip.
+      `(states, score)`: `(T, B)` int32 extended-label state of the best path
+      at each frame (2n blank n, 2n + 1 label n, -1 on padded frames) and
+      `(B,)` its total log weight. Ties go to staying, then to the nearer
+      predecessor.
     """
-    step_weights, skip_weights, initial_weights, final_weights = transitions
+    blank_entry, label_entry = transitions.blank_entry, transitions.label_entry
+    skip_weights = transitions.skip_weights
 
     def advance(score, frame):
-        log_emission, valid = frame
-        candidates = jnp.stack(
-            [
-                score,
-                _shift_right(score, 1, NEG) + step_weights,
-                _shift_right(score, 2, NEG) + skip_weights,
-            ]
+        blank, label = score
+        log_blank, log_label, valid = frame
+        previous_label = _prepend(label, NEG)
+        blank_options = jnp.stack([blank, previous_label + blank_entry])
+        label_options = jnp.stack(
+            [label, blank[:, :-1] + label_entry, previous_label[:, :-1] + skip_weights]
         )
-        # How far back the best predecessor lies: 0 stay, 1 step, 2 skip.
-        back = jnp.argmax(candidates, axis=0).astype(jnp.int32)
-        moved = log_emission + jnp.max(candidates, axis=0)
-        return jnp.where(valid[:, None], moved, score), back
+        # How many extended states back the best predecessor lies.
+        back = interleave(
+            jnp.argmax(blank_options, axis=0), jnp.argmax(label_options, axis=0)
+        ).astype(jnp.int8)
+        valid = valid[:, None]
+        new_blank = log_blank[:, None] + jnp.max(blank_options, axis=0)
+        new_label = log_label + jnp.max(label_options, axis=0)
+        score = (jnp.where(valid, new_blank, blank), jnp.where(valid, new_label, label))
+        return score, back
 
-    score_last, backs = lax.scan(advance, initial_weights, (log_emissions, frame_valid))
-    ending = score_last + final_weights
+    start = (transitions.initial_blank, transitions.initial_label)
+    (blank, label), backs = lax.scan(
+        advance, start, (emissions.log_blank, emissions.log_label, frame_valid)
+    )
+    ending = interleave(blank + transitions.final_blank, label + transitions.final_label)
     last_state = jnp.argmax(ending, axis=-1).astype(jnp.int32)
 
     def backtrack(state, frame):
         back, valid = frame
         state_t = jnp.where(valid, state, -1)
         jump = jnp.take_along_axis(back, state[:, None], axis=-1)[:, 0]
-        return jnp.where(valid, state - jump, state), state_t
+        return jnp.where(valid, state - jump.astype(jnp.int32), state), state_t
 
     _, states = lax.scan(backtrack, last_state, (backs, frame_valid), reverse=True)
     return states, jnp.max(ending, axis=-1)
