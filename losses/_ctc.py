@@ -31,6 +31,7 @@ are all there is: the loss is then a large finite number (about
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -100,8 +101,8 @@ def ctc_transitions(
     """
     batch, max_labels = repeats.shape
     log_epsilon = jnp.asarray(log_epsilon, dtype)
-    position = jnp.arange(max_labels)
-    blank_position = jnp.arange(max_labels + 1)
+    position = jnp.arange(max_labels)[None, :]
+    blank_position = jnp.arange(max_labels + 1)[None, :]
     # optax adds a second, penalised copy of label -> blank.
     blank_entry = jnp.logaddexp(jnp.zeros((), dtype), log_epsilon)
     skip = jnp.where(repeats, log_epsilon, jnp.zeros((), dtype))
@@ -133,12 +134,12 @@ def _label_log_probs(log_probs_tbk: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def ctc_lattice(
-    logits, logit_paddings, labels, label_paddings, *, blank_id=0, log_epsilon=-1e5
+    logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
 ) -> tuple[_lattice.Emissions, jax.Array, _lattice.Transitions]:
-    """CTC as a lattice: time-major emissions, `(T, B)` valid frames, weights."""
-    logits, logit_paddings, labels, label_paddings = _check_ctc_inputs(
-        logits, logit_paddings, labels, label_paddings, blank_id
-    )
+    """CTC as a lattice: time-major emissions, `(T, B)` valid frames, weights.
+
+    Arguments as in `ctc_loss`, already checked.
+    """
     log_probs = jax.nn.log_softmax(jnp.swapaxes(logits, 0, 1), axis=-1)  # (T, B, K)
     emissions = _lattice.Emissions(
         log_blank=log_probs[..., blank_id], log_label=_label_log_probs(log_probs, labels)
@@ -149,6 +150,21 @@ def ctc_lattice(
         repeats, label_lengths(label_paddings), log_epsilon, log_probs.dtype
     )
     return emissions, frame_valid, transitions
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _ctc_forward_probs(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
+    emissions, frame_valid, transitions = ctc_lattice(
+        logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
+    )
+    log_z, (log_alpha_blank, log_alpha_label) = _lattice.log_partition(
+        emissions, frame_valid, transitions
+    )
+    # optax's last row already includes the final label -> blank transition.
+    last_blank = log_alpha_blank[-1]
+    last_blank = last_blank.at[:, 1:].set(jnp.logaddexp(last_blank[:, 1:], log_alpha_label[-1]))
+    log_alpha_blank = log_alpha_blank.at[-1].set(last_blank)
+    return -log_z, log_alpha_blank, log_alpha_label
 
 
 def ctc_loss_with_forward_probs(
@@ -188,17 +204,8 @@ def ctc_loss_with_forward_probs(
       Graves et al., Connectionist temporal classification: labelling
       unsegmented sequence data with recurrent neural networks, ICML 2006.
     """
-    emissions, frame_valid, transitions = ctc_lattice(
-        logits, logit_paddings, labels, label_paddings,
-        blank_id=blank_id, log_epsilon=log_epsilon,
-    )
-    log_z, (log_alpha_blank, log_alpha_label) = _lattice.log_partition(
-        emissions, frame_valid, transitions
-    )
-    last_blank = log_alpha_blank[-1]
-    last_blank = last_blank.at[:, 1:].set(jnp.logaddexp(last_blank[:, 1:], log_alpha_label[-1]))
-    log_alpha_blank = log_alpha_blank.at[-1].set(last_blank)
-    return -log_z, log_alpha_blank, log_alpha_label
+    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+    return _ctc_forward_probs(*checked, blank_id, log_epsilon)
 
 
 def ctc_loss(
@@ -282,9 +289,14 @@ def ctc_alignment(
     Returns:
       A `CTCAlignment` (states, label_positions, score, occupancy).
     """
+    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+    return _ctc_alignment(*checked, blank_id, log_epsilon)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _ctc_alignment(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
     emissions, frame_valid, transitions = ctc_lattice(
-        logits, logit_paddings, labels, label_paddings,
-        blank_id=blank_id, log_epsilon=log_epsilon,
+        logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
     )
     states, score = _lattice.viterbi(emissions, frame_valid, transitions)
     occupancy = _lattice.interleave(*_lattice.posterior(emissions, frame_valid, transitions))

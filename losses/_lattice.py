@@ -263,8 +263,8 @@ def _log_partition_bwd(residuals, cotangents):
         emissions, frame_valid, transitions, log_alpha, log_z
     )
     g_emissions = Emissions(
-        log_blank=(g_log_z * jnp.sum(gamma_blank, axis=-1)).astype(emissions.log_blank.dtype),
-        log_label=(g_log_z[:, None] * gamma_label).astype(emissions.log_label.dtype),
+        log_blank=(g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)).astype(emissions.log_blank.dtype),
+        log_label=(g_log_z[None, :, None] * gamma_label).astype(emissions.log_label.dtype),
     )
     zero_transitions = jax.tree.map(jnp.zeros_like, transitions)
     return g_emissions, None, zero_transitions

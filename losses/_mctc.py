@@ -60,11 +60,11 @@ def _check_mctc_inputs(logits, logit_paddings, targets, target_paddings):
     return logits, logit_paddings, targets, target_paddings
 
 
-def mctc_lattice(logits, logit_paddings, targets, target_paddings, *, log_epsilon=-1e5):
-    """MCTC as a lattice: time-major emissions, `(T, B)` valid frames, weights."""
-    logits, logit_paddings, targets, target_paddings = _check_mctc_inputs(
-        logits, logit_paddings, targets, target_paddings
-    )
+def mctc_lattice(logits, logit_paddings, targets, target_paddings, log_epsilon):
+    """MCTC as a lattice: time-major emissions, `(T, B)` valid frames, weights.
+
+    Arguments as in `mctc_loss`, already checked.
+    """
     logits_tbk = jnp.swapaxes(logits, 0, 1)
     log_blank = jnp.sum(jax.nn.log_sigmoid(-logits_tbk), axis=-1)  # (T, B)
     # log sigmoid(z) - log sigmoid(-z) = z, so a set adds the logits of its classes.
@@ -115,8 +115,14 @@ def mctc_loss(
       estimation from weakly aligned score-audio pairs using a multi-label
       CTC loss, WASPAA 2021.
     """
+    checked = _check_mctc_inputs(logits, logit_paddings, targets, target_paddings)
+    return _mctc_loss(*checked, log_epsilon)
+
+
+@jax.jit
+def _mctc_loss(logits, logit_paddings, targets, target_paddings, log_epsilon):
     emissions, frame_valid, transitions = mctc_lattice(
-        logits, logit_paddings, targets, target_paddings, log_epsilon=log_epsilon
+        logits, logit_paddings, targets, target_paddings, log_epsilon
     )
     log_z, _ = _lattice.log_partition(emissions, frame_valid, transitions)
     return -log_z
