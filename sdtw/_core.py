@@ -61,7 +61,7 @@ def _forward(rec: Recursion, cost, gamma, ends):
     folded = _wavefront.fold(oriented)
     table, row_values = _wavefront.forward(folded, inv_gamma, ends[0] - 1, rec_o)
     value, seeds = _end_value(row_values, ends, inv_gamma, rec_o)
-    reachable = value < _unreachable_threshold(rec)
+    reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
     return value, (folded, table, seeds, ends, inv_gamma, value, reachable, transposed)
