@@ -192,7 +192,7 @@ def dtw_path(C: jax.Array, **options: Any) -> np.ndarray:
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _subsequence(C, ends, allowed, rec):
     cost = _blocked_to_big(C, allowed)
-    return _core.end_row_values(rec, cost, ends), _core.end_row_starts(rec, cost, ends)
+    return _core.subsequence_matching(rec, cost, ends)
 
 
 def subsequence_dtw(
@@ -226,9 +226,7 @@ def subsequence_dtw(
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _accumulated(C, gamma, allowed, rec):
     cost = _blocked_to_big(C, allowed)
-    table, _ = _wavefront.forward(
-        _wavefront.fold(cost), 1.0 / jnp.asarray(gamma, C.dtype), 0, rec
-    )
+    table = _wavefront.forward(_wavefront.fold(cost), 1.0 / jnp.asarray(gamma, C.dtype), rec)
     table = _wavefront.unfold(table)
     return jnp.where(table < 0.5 * BIG * min(1.0, *rec.weights), table, jnp.inf)
 

@@ -37,19 +37,18 @@ def _unreachable_threshold(rec: Recursion) -> float:
     return 0.5 * BIG * min(1.0, *rec.weights)
 
 
-def _end_value(row_values, ends, inv_gamma, rec: Recursion):
-    """Value and seeds d value / d R(n-1, k-n+1) for every diagonal k, both from (K,)."""
+def _end_value(table, ends, inv_gamma, rec: Recursion):
+    """Value, and seeds d value / d R(n-1, j) for every column j, (M,)."""
     end_row, end_col = ends[0] - 1, ends[1] - 1
-    k = jnp.arange(row_values.shape[0])
+    m = table.shape[0]
+    cols = jnp.arange(m)
     if not rec.subsequence:
-        seeds = (k == end_row + end_col).astype(row_values.dtype)
-        return row_values[end_row + end_col], seeds
-    col = k - end_row
-    candidates = jnp.where((col >= 0) & (col <= end_col), row_values, BIG)
+        seeds = (cols == end_col).astype(table.dtype)
+        return table[(end_row + end_col) % m, end_row], seeds
+    candidates = jnp.where(cols <= end_col, _wavefront.row_of_folded(table, end_row), BIG)
     low = jnp.min(candidates)
     if rec.hard:
-        seeds = (k == jnp.argmin(candidates)).astype(row_values.dtype)
-        return low, seeds
+        return low, (cols == jnp.argmin(candidates)).astype(table.dtype)
     weights = jnp.exp((low - candidates) * inv_gamma)
     total = jnp.sum(weights)
     return low - jnp.log(total) / inv_gamma, weights / total
@@ -59,8 +58,8 @@ def _forward(rec: Recursion, cost, gamma, ends):
     oriented, ends, rec_o, transposed = _oriented(cost, ends, rec)
     inv_gamma = 1.0 / gamma
     folded = _wavefront.fold(oriented)
-    table, row_values = _wavefront.forward(folded, inv_gamma, ends[0] - 1, rec_o)
-    value, seeds = _end_value(row_values, ends, inv_gamma, rec_o)
+    table = _wavefront.forward(folded, inv_gamma, rec_o)
+    value, seeds = _end_value(table, ends, inv_gamma, rec_o)
     reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
@@ -108,17 +107,13 @@ def _bwd(rec, saved, cotangent):
 alignment_value.defvjp(_fwd, _bwd)
 
 
-def end_row_values(rec: Recursion, cost, ends):
-    """(M,) hard values R(n-1, j) of the last used row, +inf for j >= m (no gradient)."""
-    folded = _wavefront.fold(cost)
-    _, row_values = _wavefront.forward(folded, 1.0, ends[0] - 1, rec, keep_table=False)
+def subsequence_matching(rec: Recursion, cost, ends):
+    """Hard subsequence DTW over the used block: (M,) values R(n-1, j) (+inf
+    for j >= m or unreachable) and (M,) start columns of their alignments."""
     m = cost.shape[1]
-    values = jax.lax.dynamic_slice_in_dim(row_values, ends[0] - 1, m)
+    end_row = ends[0] - 1
+    values, origins = _wavefront.subsequence_ends(_wavefront.fold(cost), end_row, rec)
+    values = jax.lax.dynamic_slice_in_dim(values, end_row, m)
+    origins = jax.lax.dynamic_slice_in_dim(origins, end_row, m)
     valid = (jnp.arange(m) < ends[1]) & (values < _unreachable_threshold(rec))
-    return jnp.where(valid, values, jnp.inf)
-
-
-def end_row_starts(rec: Recursion, cost, ends):
-    """(M,) start column of the optimal alignment ending at (n-1, j)."""
-    origins = _wavefront.track_starts(_wavefront.fold(cost), ends[0] - 1, rec)
-    return jax.lax.dynamic_slice_in_dim(origins, ends[0] - 1, cost.shape[1])
+    return jnp.where(valid, values, jnp.inf), origins

@@ -81,48 +81,67 @@ def unfold(f: jax.Array) -> jax.Array:
     return jnp.take_along_axis(f.T, rows, axis=1)
 
 
-def _valid(k: jax.Array, n: int, m: int) -> jax.Array:
-    """Boolean (N,): which indices of anti-diagonal k are cells of the table."""
-    j = k - jnp.arange(n)
-    return (j >= 0) & (j < m)
+def row_of_folded(table: jax.Array, row: jax.Array) -> jax.Array:
+    """Row ``row`` of the unfolded table, (M,), gathered from the folded (M, N) one."""
+    m = table.shape[0]
+    return table[(row + jnp.arange(m)) % m, row]
 
 
-def _read_diagonal(table: jax.Array, k: jax.Array, big: jax.Array) -> jax.Array:
-    """Anti-diagonal k of a folded table, BIG outside the table (also for k < 0)."""
+# ----------------------------------------------------------------------------
+# Reading and writing anti-diagonals.
+
+
+def _valid(k: jax.Array, rows: jax.Array, m: int) -> jax.Array:
+    """Which of ``rows`` hold cells (i, k - i) of an (N, M) table on anti-diagonal k."""
+    cols = k - rows
+    return (cols >= 0) & (cols < m)
+
+
+def _read(table: jax.Array, k: jax.Array, big) -> jax.Array:
+    """Anti-diagonal k of a folded table, (N,), BIG where it has no cell (also k < 0)."""
     m, n = table.shape
-    row = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
-    return jnp.where(_valid(k, n, m), row, big)
+    values = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
+    return jnp.where(_valid(k, jnp.arange(n), m), values, big)
 
 
-def _write_diagonal(table: jax.Array, k: jax.Array, values: jax.Array) -> jax.Array:
-    """Store anti-diagonal k into its row of a folded table, in place."""
+def _write(table: jax.Array, k: jax.Array, values: jax.Array) -> jax.Array:
+    """Store anti-diagonal k, (N,), into its row of a folded table (in place in a loop).
+
+    Anti-diagonals k and k + M share a row; each writes only its own cells.
+    """
     m, n = table.shape
-    row = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
-    row = jnp.where(_valid(k, n, m), values, row)
-    return lax.dynamic_update_index_in_dim(table, row, k % m, axis=0)
+    old = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
+    new = jnp.where(_valid(k, jnp.arange(n), m), values, old)
+    return lax.dynamic_update_index_in_dim(table, new, k % m, axis=0)
 
 
 # ----------------------------------------------------------------------------
 # One anti-diagonal.
 
 
-def _step_candidates(cost, prev1, prev2, start, weights, big):
-    """Values of the three incoming steps of every cell of one anti-diagonal.
+def _candidates(cost, up, left, diag, k, rows, rec: Recursion):
+    """Values of the three incoming steps of the cells ``rows`` of anti-diagonal k.
 
     Args:
-      cost: (N,) costs of the cells of anti-diagonal k.
-      prev1, prev2: (N,) accumulated costs of anti-diagonals k-1 and k-2.
-      start: scalar, the start term of cell (0, k) (BIG where no start is allowed).
+      cost: (N,) costs of the cells.
+      up, left, diag: (N,) accumulated costs of the vertical (i-1, j),
+        horizontal (i, j-1) and diagonal (i-1, j-1) predecessors.
+      k: the anti-diagonal; rows: (N,) the row indices.
 
     Returns:
       (vertical, horizontal, diagonal), each (N,). Row 0 has no vertical
-      predecessor; its vertical slot carries the start term instead.
+      predecessor; where an alignment may start, its vertical slot carries
+      the start term C(0, j) instead.
     """
-    w_v, w_h, w_d = weights
-    vertical = jnp.concatenate([start[None], prev1[:-1] + w_v * cost[1:]])
-    horizontal = prev1 + w_h * cost
-    diagonal = jnp.concatenate([big[None], prev2[:-1] + w_d * cost[1:]])
-    return vertical, horizontal, diagonal
+    w_v, w_h, w_d = rec.weights
+    vertical = up + w_v * cost
+    vertical = jnp.where(_is_start(k, rows, rec), cost, vertical)
+    return vertical, left + w_h * cost, diag + w_d * cost
+
+
+def _is_start(k, rows, rec: Recursion):
+    """Where an alignment may begin: (0, 0), or any (0, j) for subsequence alignment."""
+    return (rows == 0) & (True if rec.subsequence else k == 0)
 
 
 def _sorted3(a, b, c):
@@ -135,7 +154,7 @@ def _sorted3(a, b, c):
 
 
 def _softmin(candidates, gamma, inv_gamma):
-    """softmin_gamma over three (N,) arrays, shifted by the minimum (no overflow).
+    """softmin_gamma over three arrays, shifted by the minimum (no overflow).
 
     The smallest term contributes exp(0) = 1, so two exponentials suffice.
     """
@@ -156,9 +175,14 @@ def _softmin_weights(candidates, inv_gamma):
     inv_total = 1.0 / (1.0 + e_middle + e_high)
 
     def weight(x):  # exp((low - x) / gamma) / total, exact for ties too
-        return jnp.where(x == low, inv_total, jnp.where(x == middle, e_middle, e_high) * inv_total)
+        return jnp.where(x == low, 1.0, jnp.where(x == middle, e_middle, e_high)) * inv_total
 
     return tuple(weight(x) for x in candidates)
+
+
+def _hardmin(candidates):
+    v, h, d = candidates
+    return jnp.minimum(jnp.minimum(v, h), d)
 
 
 def _argmin_weights(candidates):
@@ -171,57 +195,38 @@ def _argmin_weights(candidates):
     return take_v.astype(dtype), take_h.astype(dtype), take_d.astype(dtype)
 
 
-def _start_terms(folded_cost: jax.Array, rec: Recursion, num_diagonals: int, big):
-    """(K,) start term of cell (0, k): C(0, k) where an alignment may start."""
-    m = folded_cost.shape[0]
-    k = jnp.arange(num_diagonals)
-    first_row = folded_cost[k % m, 0]  # C(0, k mod M)
-    allowed = (k < m) if rec.subsequence else (k == 0)
-    return jnp.where(allowed, first_row, big)
-
-
 # ----------------------------------------------------------------------------
 # Forward and backward sweeps (one example; vmap for batches).
 
 
-def forward(folded_cost, inv_gamma, end_row, rec: Recursion, *, keep_table=True):
+def forward(folded_cost, inv_gamma, rec: Recursion):
     """Run the recursion over all anti-diagonals.
 
     Args:
       folded_cost: (M, N) folded cost matrix (inadmissible cells hold BIG).
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
-      end_row: scalar int, the row whose accumulated costs are reported.
-      keep_table: also return the folded table R (needed by the backward).
 
     Returns:
-      (table, row_values): the folded table R (M, N) (or None) and the (K,)
-      values R(end_row, k - end_row) per anti-diagonal k (BIG where invalid).
+      The folded table R, (M, N).
     """
     m, n = folded_cost.shape
-    num_diagonals = n + m - 1
-    dtype = folded_cost.dtype
-    big = jnp.asarray(BIG, dtype)
-    starts = _start_terms(folded_cost, rec, num_diagonals, big)
-    fill = jnp.full((n,), big)
+    big = jnp.asarray(BIG, folded_cost.dtype)
+    gamma = 1.0 / inv_gamma
+    rows = jnp.arange(n)
 
     def step(carry, k):
-        prev1, prev2, table = carry
+        above1, above2, table = carry  # diagonals k-1, k-2 over rows -1 .. N-1
         cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        candidates = _step_candidates(cost, prev1, prev2, starts[k], rec.weights, big)
-        if rec.hard:
-            value = jnp.minimum(jnp.minimum(candidates[0], candidates[1]), candidates[2])
-        else:
-            value = _softmin(candidates, 1.0 / inv_gamma, inv_gamma)
-        value = jnp.where(_valid(k, n, m), value, big)
-        if keep_table:
-            table = _write_diagonal(table, k, value)
-        return (value, prev1, table), value[end_row]
+        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
+        value = jnp.where(_valid(k, rows, m), value, big)
+        table = _write(table, k, value)
+        return (jnp.concatenate([big[None], value]), above1, table), None
 
-    table = jnp.full((m, n), big) if keep_table else jnp.zeros((), dtype)
-    (_, _, table), row_values = lax.scan(
-        step, (fill, fill, table), jnp.arange(num_diagonals)
-    )
-    return (table if keep_table else None), row_values
+    fill = jnp.full((n + 1,), big)
+    init = (fill, fill, jnp.full((m, n), big))
+    (_, _, table), _ = lax.scan(step, init, jnp.arange(n + m - 1))
+    return table
 
 
 def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
@@ -234,76 +239,69 @@ def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
     Args:
       folded_cost, table: (M, N) folded costs and accumulated costs.
       end_row: scalar int, row of the end cells.
-      end_seeds: (K,) d value / d R(end_row, k - end_row) for every diagonal k.
+      end_seeds: (M,) d value / d R(end_row, j) for every column j.
 
     Returns:
       (M, N) folded gradient d value / d C.
     """
     m, n = folded_cost.shape
-    num_diagonals = n + m - 1
     dtype = folded_cost.dtype
     big = jnp.asarray(BIG, dtype)
-    starts = _start_terms(folded_cost, rec, num_diagonals, big)
     w_v, w_h, w_d = rec.weights
     rows = jnp.arange(n)
-    # The vertical slot of row 0 is the start term, which has weight 1.
-    vertical_weight = jnp.where(rows == 0, jnp.asarray(1.0, dtype), w_v)
-    zeros = jnp.zeros((n,), dtype)
-
-    def shift_up(x):  # x[i + 1], 0 past the end
-        return jnp.concatenate([x[1:], zeros[:1]])
+    zero = jnp.zeros((1,), dtype)
 
     def step(carry, k):
-        # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps)
-        # and the diagonal flow out of diagonal k+2.
+        # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps) and
+        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the end).
         flow_v, flow_h, flow_d1, flow_d2, grad = carry
         cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        prev1 = _read_diagonal(table, k - 1, big)
-        prev2 = _read_diagonal(table, k - 2, big)
-        candidates = _step_candidates(cost, prev1, prev2, starts[k], rec.weights, big)
+        row1, row2 = _read(table, k - 1, big), _read(table, k - 2, big)
+        up, diag = jnp.concatenate([big[None], row1[:-1]]), jnp.concatenate([big[None], row2[:-1]])
+        candidates = _candidates(cost, up, row1, diag, k, rows, rec)
         if rec.hard:
             p_v, p_h, p_d = _argmin_weights(candidates)
         else:
             p_v, p_h, p_d = _softmin_weights(candidates, inv_gamma)
-        seed = jnp.where(rows == end_row, end_seeds[k], 0.0).astype(dtype)
-        adjoint = shift_up(flow_v) + flow_h + shift_up(flow_d2) + seed
-        adjoint = jnp.where(_valid(k, n, m), adjoint, 0.0)
-        cost_grad = adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d)
-        grad = _write_diagonal(grad, k, cost_grad)
-        return (adjoint * p_v, adjoint * p_h, adjoint * p_d, flow_d1, grad), None
+        col = k - end_row
+        seed = jnp.where((col >= 0) & (col < m), end_seeds[jnp.clip(col, 0, m - 1)], 0.0)
+        adjoint = flow_v[1:] + flow_h[:-1] + flow_d2[1:] + jnp.where(rows == end_row, seed, 0.0)
+        adjoint = jnp.where(_valid(k, rows, m), adjoint, 0.0)
+        vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
+        grad = _write(grad, k, adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d))
+        flows = [jnp.concatenate([adjoint * p, zero]) for p in (p_v, p_h, p_d)]
+        return (*flows, flow_d1, grad), None
 
-    init = (zeros, zeros, zeros, zeros, jnp.zeros((m, n), dtype))
-    (*_, grad), _ = lax.scan(step, init, jnp.arange(num_diagonals), reverse=True)
+    flat = jnp.zeros((n + 1,), dtype)
+    init = (flat, flat, flat, flat, jnp.zeros((m, n), dtype))
+    (*_, grad), _ = lax.scan(step, init, jnp.arange(n + m - 1), reverse=True)
     return grad
 
 
-def track_starts(folded_cost, end_row, rec: Recursion):
+def subsequence_ends(folded_cost, end_row, rec: Recursion):
     """Hard subsequence recursion that also propagates each cell's start column.
 
     Returns:
-      (K,) int32: for the cell (end_row, k - end_row) of every diagonal k, the
-      column of row 0 where its optimal alignment starts.
+      (values, origins), each (K,): for the cell (end_row, k - end_row) of
+      every anti-diagonal k, its accumulated cost (BIG where it is no cell)
+      and the column of row 0 where its optimal alignment starts.
     """
     m, n = folded_cost.shape
-    num_diagonals = n + m - 1
     big = jnp.asarray(BIG, folded_cost.dtype)
-    starts = _start_terms(folded_cost, rec, num_diagonals, big)
-    no_start = jnp.zeros((n,), jnp.int32)
-    fill = jnp.full((n,), big)
+    rows = jnp.arange(n)
+    fill = jnp.full((n + 1,), big)
+    no_origin = jnp.zeros((n + 1,), jnp.int32)
 
     def step(carry, k):
-        prev1, prev2, origin1, origin2 = carry
+        above1, above2, origin1, origin2 = carry  # rows -1 .. N-1
         cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        candidates = _step_candidates(cost, prev1, prev2, starts[k], rec.weights, big)
-        p_v, p_h, p_d = _argmin_weights(candidates)
-        origin_v = jnp.concatenate([k[None].astype(jnp.int32), origin1[:-1]])
-        origin_d = jnp.concatenate([no_start[:1], origin2[:-1]])
-        origin = jnp.where(p_d > 0, origin_d, jnp.where(p_v > 0, origin_v, origin1))
-        value = jnp.minimum(jnp.minimum(candidates[0], candidates[1]), candidates[2])
-        value = jnp.where(_valid(k, n, m), value, big)
-        return (value, prev1, origin, origin1), origin[end_row]
+        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        p_v, _, p_d = _argmin_weights(candidates)
+        origin_v = jnp.where(rows == 0, k.astype(jnp.int32), origin1[:-1])  # a start in row 0 begins at column k
+        origin = jnp.where(p_d > 0, origin2[:-1], jnp.where(p_v > 0, origin_v, origin1[1:]))
+        value = jnp.where(_valid(k, rows, m), _hardmin(candidates), big)
+        carry = (jnp.concatenate([big[None], value]), above1, jnp.concatenate([no_origin[:1], origin]), origin1)
+        return carry, (value[end_row], origin[end_row])
 
-    _, origins = lax.scan(
-        step, (fill, fill, no_start, no_start), jnp.arange(num_diagonals)
-    )
-    return origins
+    _, (values, origins) = lax.scan(step, (fill, fill, no_origin, no_origin), jnp.arange(n + m - 1))
+    return values, origins
