@@ -139,61 +139,104 @@ def _transition(
     return into_blank, into_label
 
 
-def _forward(
-    emissions: Emissions,
-    frame_valid: jax.Array,
-    transitions: Transitions,
-    reverse: bool = False,
-) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    """Log partition `(B,)` and forward variables `(T, B, N+1)`, `(T, B, N)`.
+def _advance(alpha, frame, transitions):
+    """One frame of the forward recursion; padded frames keep alpha."""
+    blank, label = alpha
+    log_blank, log_label, valid = frame
+    into_blank, into_label = _transition(blank, label, transitions)
+    valid = valid[:, None]
+    return (
+        jnp.where(valid, log_blank[:, None] + into_blank, blank),
+        jnp.where(valid, log_label + into_label, label),
+    )
 
-    Scanning forward, the initial weights sit on a virtual frame before the
-    first one, as in optax, and the first valid frame is entered by a
-    transition. With `reverse=True` the frames are visited from last to
-    first and the initial weights belong to the first visited valid frame
-    itself (see `_reversed`).
+
+def _advance_from_first(carry, frame, transitions):
+    """As `_advance`, but the first valid frame starts from the initial weights.
+
+    `carry` is (alpha, started) with `started` a `(B, 1)` bool.
     """
+    (blank, label), started = carry
+    log_blank, log_label, valid = frame
+    into_blank, into_label = _transition(blank, label, transitions)
+    into_blank = jnp.where(started, into_blank, transitions.initial_blank)
+    into_label = jnp.where(started, into_label, transitions.initial_label)
+    valid = valid[:, None]
+    alpha = (
+        jnp.where(valid, log_blank[:, None] + into_blank, blank),
+        jnp.where(valid, log_label + into_label, label),
+    )
+    return alpha, started | valid
 
-    def advance(alpha, frame):
-        blank, label = alpha
-        log_blank, log_label, valid = frame
-        into_blank, into_label = _transition(blank, label, transitions)
-        valid = valid[:, None]
-        alpha = (
-            jnp.where(valid, log_blank[:, None] + into_blank, blank),
-            jnp.where(valid, log_label + into_label, label),
-        )
-        return alpha, alpha
 
-    def advance_from_first(carry, frame):
-        (blank, label), started = carry
-        log_blank, log_label, valid = frame
-        into_blank, into_label = _transition(blank, label, transitions)
-        into_blank = jnp.where(started, into_blank, transitions.initial_blank)
-        into_label = jnp.where(started, into_label, transitions.initial_label)
-        valid = valid[:, None]
-        alpha = (
-            jnp.where(valid, log_blank[:, None] + into_blank, blank),
-            jnp.where(valid, log_label + into_label, label),
-        )
-        return (alpha, started | valid), alpha
-
-    start = (transitions.initial_blank, transitions.initial_label)
-    frames = (emissions.log_blank, emissions.log_label, frame_valid)
-    if reverse:
-        not_started = jnp.zeros(frame_valid.shape[1:] + (1,), bool)
-        ((blank, label), _), log_alpha = lax.scan(
-            advance_from_first, (start, not_started), frames, reverse=True
-        )
-    else:
-        (blank, label), log_alpha = lax.scan(advance, start, frames)
-    log_z = jax.nn.logsumexp(
+def _log_z(alpha, transitions):
+    blank, label = alpha
+    return jax.nn.logsumexp(
         jnp.concatenate(
             [blank + transitions.final_blank, label + transitions.final_label], axis=-1
         ),
         axis=-1,
     )
-    return log_z, log_alpha
+
+
+def _forward(
+    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """Log partition `(B,)` and forward variables `(T, B, N+1)`, `(T, B, N)`.
+
+    The initial weights sit on a virtual frame before the first one, as in
+    optax, and the first valid frame is entered by a transition.
+    """
+
+    def advance(alpha, frame):
+        alpha = _advance(alpha, frame, transitions)
+        return alpha, alpha
+
+    start = (transitions.initial_blank, transitions.initial_label)
+    frames = (emissions.log_blank, emissions.log_label, frame_valid)
+    alpha_last, log_alpha = lax.scan(advance, start, frames)
+    return _log_z(alpha_last, transitions), log_alpha
+
+
+def _forward_and_backward(
+    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
+):
+    """Forward variables and the suffix variables of the reversed lattice, in one scan.
+
+    Step i advances the forward recursion over frame i and the reversed
+    lattice over frame T - 1 - i: the two recursions are independent, and
+    sharing the loop halves its per-step overhead.
+
+    Returns:
+      `(log_z, log_alpha, log_suffix)`: `(B,)`; forward variables as in
+      `_forward`; suffix variables (same shapes, original state order, frame
+      t's emission included) of all paths from each state at frame t on.
+    """
+    reversed_emissions, reversed_transitions = _reversed(emissions, transitions)
+    in_time_reverse = lambda x: jnp.flip(x, axis=0)  # noqa: E731
+    frames = (emissions.log_blank, emissions.log_label, frame_valid)
+    reversed_frames = tuple(
+        in_time_reverse(x)
+        for x in (reversed_emissions.log_blank, reversed_emissions.log_label, frame_valid)
+    )
+
+    def advance(carry, frame):
+        alpha, reversed_carry = carry
+        frame, reversed_frame = frame
+        alpha = _advance(alpha, frame, transitions)
+        reversed_carry = _advance_from_first(reversed_carry, reversed_frame, reversed_transitions)
+        return (alpha, reversed_carry), (alpha, reversed_carry[0])
+
+    start = (transitions.initial_blank, transitions.initial_label)
+    reversed_start = (
+        (reversed_transitions.initial_blank, reversed_transitions.initial_label),
+        jnp.zeros(frame_valid.shape[1:] + (1,), bool),
+    )
+    (alpha_last, _), (log_alpha, reversed_alpha) = lax.scan(
+        advance, (start, reversed_start), (frames, reversed_frames)
+    )
+    log_suffix = tuple(jnp.flip(in_time_reverse(x), axis=-1) for x in reversed_alpha)
+    return _log_z(alpha_last, transitions), log_alpha, log_suffix
 
 
 def _reversed(emissions: Emissions, transitions: Transitions):
@@ -223,17 +266,12 @@ def _reversed(emissions: Emissions, transitions: Transitions):
     return Emissions(emissions.log_blank, flip(emissions.log_label)), reversed_transitions
 
 
-def _posterior(emissions, frame_valid, transitions, log_alpha, log_z):
+def _occupancy(emissions, frame_valid, log_alpha, log_suffix, log_z):
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states.
 
-    Zero on padded frames. The final exp runs on the whole `(T, B, states)`
-    block at once, outside the scan, where XLA vectorises it well.
+    Zero on padded frames. The exp runs on the whole `(T, B, states)` block
+    at once, outside the scan, where XLA vectorises it well.
     """
-    reversed_emissions, reversed_transitions = _reversed(emissions, transitions)
-    _, (reversed_blank, reversed_label) = _forward(
-        reversed_emissions, frame_valid, reversed_transitions, reverse=True
-    )
-    log_suffix = (jnp.flip(reversed_blank, axis=-1), jnp.flip(reversed_label, axis=-1))
     log_emission = (emissions.log_blank[:, :, None], emissions.log_label)
     valid = frame_valid[:, :, None]
     log_z = log_z[None, :, None]
@@ -249,8 +287,10 @@ def _log_partition(emissions, frame_valid, transitions):
 
 
 def _log_partition_fwd(emissions, frame_valid, transitions):
-    log_z, log_alpha = _forward(emissions, frame_valid, transitions)
-    residuals = (emissions, frame_valid, transitions, log_alpha, log_z)
+    # Under differentiation the backward (suffix) recursion is needed anyway:
+    # run it in the same scan as the forward one.
+    log_z, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
+    residuals = (emissions, frame_valid, transitions, log_alpha, log_suffix, log_z)
     return (log_z, log_alpha), residuals
 
 
@@ -258,9 +298,9 @@ def _log_partition_bwd(residuals, cotangents):
     # The alphas are an output for inspection only: `log_partition` stops
     # their gradient, so their cotangent is always zero and is ignored.
     g_log_z, _ = cotangents
-    emissions, frame_valid, transitions, log_alpha, log_z = residuals
-    gamma_blank, gamma_label = _posterior(
-        emissions, frame_valid, transitions, log_alpha, log_z
+    emissions, frame_valid, transitions, log_alpha, log_suffix, log_z = residuals
+    gamma_blank, gamma_label = _occupancy(
+        emissions, frame_valid, log_alpha, log_suffix, log_z
     )
     g_emissions = Emissions(
         log_blank=(g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)).astype(emissions.log_blank.dtype),
@@ -299,8 +339,8 @@ def posterior(
     emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
 ) -> tuple[jax.Array, jax.Array]:
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states."""
-    log_z, log_alpha = _forward(emissions, frame_valid, transitions)
-    return _posterior(emissions, frame_valid, transitions, log_alpha, log_z)
+    log_z, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
+    return _occupancy(emissions, frame_valid, log_alpha, log_suffix, log_z)
 
 
 def interleave(blank: jax.Array, label: jax.Array) -> jax.Array:
