@@ -9,6 +9,7 @@ from losses._ctc import ctc_alignment
 from losses._ctc import ctc_loss
 from losses._ctc import ctc_loss_with_forward_probs
 from losses._mctc import mctc_loss
+from losses._soft_dtw import soft_dtw_loss
 from losses._triplet import batch_triplet_loss
 from losses._triplet import triplet_loss
 
@@ -20,5 +21,6 @@ __all__ = [
     "ctc_loss",
     "ctc_loss_with_forward_probs",
     "mctc_loss",
+    "soft_dtw_loss",
     "triplet_loss",
 ]
