@@ -11,7 +11,7 @@ emission log probabilities `log_blank[t]` (shared by all blank states) and
 `log_label[t, n]`:
 
     blank_t[n] = log_blank[t]    + LSE(blank_{t-1}[n], label_{t-1}[n-1] + blank_entry)
-    label_t[n] = log_label[t, n] + LSE(label_{t-1}[n], blank_{t-1}[n],
+    label_t[n] = log_label[t, n] + LSE(label_{t-1}[n], blank_{t-1}[n] + label_entry,
                                        label_{t-1}[n-1] + skip_weights[n])
 
 starting from the initial weights before frame 0, and log Z = LSE over the
@@ -29,8 +29,9 @@ The gradient of log Z w.r.t. the emissions is the posterior occupancy
 backward recursion, not by differentiating through the forward scan. The
 backward recursion is the forward recursion of the reversed lattice (time
 and states reversed, which for CTC is the lattice of the reversed label
-sequence), so both directions share one tuned loop. Its variables include
-frame t's emission like the alphas do, hence
+sequence); under differentiation it runs in the same scan as the forward
+recursion. Its variables include frame t's emission like the alphas do,
+hence
 
     gamma_t[s] = exp(alpha_t[s] + reversed_alpha_t[s] - log_emission_t[s] - log Z).
 
@@ -85,23 +86,6 @@ class Emissions(NamedTuple):
 
     log_blank: jax.Array
     log_label: jax.Array
-
-
-def _shift_right(x: jax.Array, fill: float) -> jax.Array:
-    """out[:, n] = x[:, n - 1], `fill` at n = 0."""
-    filler = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
-    return jnp.concatenate([filler, x[..., :-1]], axis=-1) if x.shape[-1] else x
-
-
-def _shift_left(x: jax.Array, fill: float) -> jax.Array:
-    """out[:, n] = x[:, n + 1], `fill` at the last n."""
-    filler = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
-    return jnp.concatenate([x[..., 1:], filler], axis=-1) if x.shape[-1] else x
-
-
-def _append(x: jax.Array, fill: float) -> jax.Array:
-    """x with one more column `fill` at the end: `(B, N)` -> `(B, N + 1)`."""
-    return jnp.concatenate([x, jnp.full(x.shape[:-1] + (1,), fill, x.dtype)], axis=-1)
 
 
 def _prepend(x: jax.Array, fill: float) -> jax.Array:
@@ -302,9 +286,11 @@ def _log_partition_bwd(residuals, cotangents):
     gamma_blank, gamma_label = _occupancy(
         emissions, frame_valid, log_alpha, log_suffix, log_z
     )
+    g_blank = g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)  # blanks share one emission
+    g_label = g_log_z[None, :, None] * gamma_label
     g_emissions = Emissions(
-        log_blank=(g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)).astype(emissions.log_blank.dtype),
-        log_label=(g_log_z[None, :, None] * gamma_label).astype(emissions.log_label.dtype),
+        log_blank=g_blank.astype(emissions.log_blank.dtype),
+        log_label=g_label.astype(emissions.log_label.dtype),
     )
     zero_transitions = jax.tree.map(jnp.zeros_like, transitions)
     return g_emissions, None, zero_transitions

@@ -43,9 +43,10 @@ class TestMCTCLoss:
             )
             return ctc - jnp.sum((1.0 - logit_paddings) * log_alphabet_mass, axis=1)
 
-        np.testing.assert_allclose(mctc(logits), ctc_over_singletons(logits), rtol=1e-5)
+        reference = jax.jit(ctc_over_singletons)
+        np.testing.assert_allclose(mctc(logits), reference(logits), rtol=1e-5)
         grad = jax.grad(lambda z: jnp.sum(mctc(z)))(logits)
-        expected = jax.grad(lambda z: jnp.sum(ctc_over_singletons(z)))(logits)
+        expected = jax.jit(jax.grad(lambda z: jnp.sum(ctc_over_singletons(z))))(logits)
         np.testing.assert_allclose(grad, expected, atol=2e-5)
 
     @pytest.mark.parametrize(
