@@ -99,12 +99,6 @@ def unfold(f: jax.Array) -> jax.Array:
     return jnp.take_along_axis(f.T, rows, axis=1)
 
 
-def row_of_folded(table: jax.Array, row: jax.Array) -> jax.Array:
-    """Row ``row`` of the unfolded table, (M,), gathered from the folded (M, N) one."""
-    m = table.shape[0]
-    return table[(row + jnp.arange(m)) % m, row]
-
-
 # ----------------------------------------------------------------------------
 # Reading and writing anti-diagonals.
 
@@ -217,15 +211,20 @@ def _argmin_weights(candidates):
 # Forward and backward sweeps (one example; vmap for batches).
 
 
-def forward(folded_cost, inv_gamma, rec: Recursion):
+def forward(folded_cost, inv_gamma, end_row, rec: Recursion, *, keep_table: bool = True):
     """Run the recursion over all anti-diagonals.
 
     Args:
       folded_cost: (M, N) folded cost matrix (inadmissible cells hold BIG).
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
+      end_row: scalar int, the row whose values are reported.
+      keep_table: store the table (needed by the backward sweep); without it
+        the sweep touches only three anti-diagonals of memory.
 
     Returns:
-      The folded table R, (M, N).
+      (table, row_values): the folded table R (M, N), or None, and (K,) the
+      values R(end_row, k - end_row) of every anti-diagonal k (BIG where that
+      is no cell).
     """
     m, n = folded_cost.shape
     big = jnp.asarray(BIG, folded_cost.dtype)
@@ -238,13 +237,14 @@ def forward(folded_cost, inv_gamma, rec: Recursion):
         candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
         value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
         value = jnp.where(_valid(k, rows, m), value, big)
-        table = _write(table, k, value)
-        return (jnp.concatenate([big[None], value]), above1, table), None
+        if keep_table:
+            table = _write(table, k, value)
+        return (jnp.concatenate([big[None], value]), above1, table), value[end_row]
 
     fill = jnp.full((n + 1,), big)
-    init = (fill, fill, jnp.full((m, n), big))
-    (_, _, table), _ = lax.scan(step, init, jnp.arange(n + m - 1))
-    return table
+    table = jnp.full((m, n), big) if keep_table else None
+    (_, _, table), row_values = lax.scan(step, (fill, fill, table), jnp.arange(n + m - 1))
+    return table, row_values
 
 
 def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
