@@ -39,6 +39,7 @@ __all__ = [
     "build_corpus",
     "corpus_root",
     "load_corpus",
+    "make_version",
     "piece_from_dict",
     "piece_to_dict",
     "version_from_dict",
@@ -68,7 +69,7 @@ class CorpusConfig:
     """
 
     name: str = "small"
-    pieces: tuple[str, ...] = ("bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7")
+    pieces: tuple[str, ...] = ("bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv26.6")
     max_pieces: int | None = None
     versions_per_piece: int = 3
     max_measures: int | None = None
@@ -91,6 +92,7 @@ class CorpusConfig:
             pass
         values = dict(mapping)
         values.pop("_target_", None)
+        values.pop("features", None)  # the feature config shares the data node; see FeatureConfig
         fields = {f.name for f in dataclasses.fields(cls)}
         extra = set(values) - fields
         if extra:
@@ -269,8 +271,8 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
       rebuild: ignore a complete cache and render again.
 
     Returns:
-      The :class:`Corpus`; its ``build_seconds`` is the time of the build that
-      made it (0 for nothing new to do is not possible: it is stored in the manifest).
+      The :class:`Corpus`; ``build_seconds`` is the wall time of the build
+      that rendered it (stored in the manifest, also when loaded from the cache).
     """
     from tqdm.auto import tqdm
 
