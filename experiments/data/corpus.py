@@ -56,7 +56,7 @@ class CorpusConfig:
 
     Attributes:
       name: label of the corpus (prefix of its cache folder).
-      pieces: music21 corpus paths or globs (e.g. ``"bach/bwv2*"``).
+      pieces: music21 corpus paths or globs (e.g. ``"bach/bwv2*"``), or score files.
       max_pieces: keep the first ``max_pieces`` matches (``None``: all).
       versions_per_piece: number of rendered versions of each piece.
       max_measures: truncate every score to its first measures (``None``: whole).

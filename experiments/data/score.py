@@ -69,8 +69,8 @@ def resolve_corpus_paths(patterns) -> list[str]:
 
     Args:
       patterns: corpus-relative paths or ``fnmatch`` globs such as
-        ``"bach/bwv2*.mxl"``; a pattern without extension also matches
-        ``pattern + ".*"``.
+        ``"bach/bwv2*.mxl"`` (a pattern without extension also matches
+        ``pattern + ".*"``), or paths of existing score files.
 
     Returns:
       Sorted, de-duplicated corpus-relative paths (e.g. ``"bach/bwv66.6.mxl"``),
@@ -85,6 +85,9 @@ def resolve_corpus_paths(patterns) -> list[str]:
     available.sort()
     found: list[str] = []
     for pattern in patterns:
+        if Path(pattern).is_file():  # a score file of the user's, outside the corpus
+            found.append(str(pattern))
+            continue
         hits = [a for a in available if fnmatch.fnmatch(a, pattern) or fnmatch.fnmatch(a, pattern + ".*")]
         found.extend(h for h in hits if h not in found)
     return found
