@@ -1,0 +1,332 @@
+"""Public soft-DTW / DTW functions (one cost matrix each; use jax.vmap for batches)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+from sdtw import _checks, _core, _wavefront, costs
+from sdtw._wavefront import BIG, Recursion
+
+_OPTIONS_DOC = """
+      lengths: optional (n, m) ints (may be traced, e.g. per-example lengths
+        under vmap): only the top-left (n, m) block of C is used and the
+        gradient is zero outside it. Traced lengths are clipped into range.
+      band: optional Sakoe-Chiba radius: cell (i, j) is admissible iff
+        |i - j| <= band. Must be >= |N - M| (else no alignment exists).
+      mask: optional boolean (N, M), True where a cell is admissible.
+      weights: (w_v, w_h, w_d) weights of the vertical (1, 0), horizontal
+        (0, 1) and diagonal (1, 1) steps: entering cell (i, j) by step t adds
+        w_t * C(i, j). The start cell adds C(0, 0) (weight 1). Classical music
+        synchronization uses (1, 1, 2): a diagonal step then weighs as much as
+        a vertical plus a horizontal one, so diagonal paths are not favoured.
+      subsequence: if True, align all N rows (the query) to any contiguous
+        run of the M columns (the database): an alignment may start at any
+        cell (0, s), adding C(0, s), and end at any cell (n-1, e).
+"""
+
+
+def _with_options_doc(fn):
+    fn.__doc__ = fn.__doc__.replace("    Options:\n", "    Options:" + _OPTIONS_DOC, 1)
+    return fn
+
+
+def _prepare(C, lengths, band, mask, weights, subsequence, hard):
+    C = _checks.as_cost_matrix(C)
+    rec = Recursion(_checks.check_weights(weights), bool(subsequence), hard)
+    ends = _checks.end_indices(C.shape, lengths, band)
+    allowed = _checks.admissible_cells(C.shape, band, mask, rec.subsequence)
+    return C, ends, allowed, rec
+
+
+def _blocked_to_big(C, allowed):
+    """+inf costs and cells outside `allowed` become BIG (no NaN in the sweeps)."""
+    blocked = C == jnp.inf
+    if allowed is not None:
+        blocked = blocked | ~allowed
+    return jnp.where(blocked, jnp.asarray(BIG, C.dtype), C)
+
+
+@functools.partial(jax.jit, static_argnames=("rec",))
+def _value(C, gamma, ends, allowed, rec):
+    gamma = jnp.asarray(gamma, C.dtype)
+    return _core.alignment_value(rec, _blocked_to_big(C, allowed), gamma, ends)
+
+
+@_with_options_doc
+def soft_dtw(
+    C: jax.Array,
+    gamma: float | jax.Array,
+    *,
+    lengths: Any = None,
+    band: int | None = None,
+    mask: jax.Array | None = None,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    subsequence: bool = False,
+) -> jax.Array:
+    """Soft-DTW: the soft-minimum of the costs of all monotone alignments.
+
+    ``SDTW_gamma(C) = -gamma log sum_A exp(-<A, C>_w / gamma)`` over
+    alignments A from (0, 0) to (N-1, M-1) with steps (1, 0), (0, 1), (1, 1)
+    (Cuturi & Blondel, "Soft-DTW: a differentiable loss function for
+    time-series", ICML 2017). Computed by the Bellman recursion
+    ``R(i, j) = softmin(R(i-1, j) + w_v C, R(i, j-1) + w_h C, R(i-1, j-1) + w_d C)``,
+    ``R(0, 0) = C(0, 0)``, over anti-diagonals.
+
+    The gradient w.r.t. C is the expected alignment (see
+    :func:`expected_alignment`), computed by a custom VJP that runs the
+    backward recursion on the saved table in O(NM) time and memory. The
+    gradient w.r.t. gamma is exact as well.
+
+    Args:
+      C: (N, M) cost matrix, N frames of the first sequence, M of the second.
+        Integer and half-precision inputs are computed in float32.
+        +inf costs make a cell inadmissible (like ``mask``). NaN costs
+        propagate into the value and gradient: wrap the call in
+        :func:`checked` to raise an error instead.
+      gamma: smoothing, > 0; gamma -> 0 recovers :func:`dtw`.
+
+    Options:
+
+    Returns:
+      Scalar (dtype of C, at least float32); +inf when no admissible alignment
+      exists (then the gradient is zero).
+
+    Example:
+      >>> x, y = jnp.ones((5, 3)), jnp.zeros((7, 3))
+      >>> C = sdtw.costs.squared_euclidean(x, y)
+      >>> batch = jax.vmap(sdtw.soft_dtw, in_axes=(0, None))(Cs, 0.1)  # doctest: +SKIP
+    """
+    _checks.check_gamma(gamma)
+    C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, False)
+    return _value(C, gamma, ends, allowed, rec)
+
+
+@_with_options_doc
+def expected_alignment(
+    C: jax.Array, gamma: float | jax.Array, **options: Any
+) -> jax.Array:
+    """Expected alignment E = d soft_dtw / d C, shape (N, M).
+
+    E(i, j) is the probability that cell (i, j) lies on the alignment under the
+    Gibbs distribution p(A) ~ exp(-<A, C>_w / gamma) (for unit weights; with
+    step weights, E(i, j) = sum_t P(enter (i, j) by step t) * w_t).
+
+    Args:
+      C: (N, M) cost matrix.
+      gamma: smoothing, > 0.
+
+    Options:
+
+    Returns:
+      (N, M) array, zero outside the used block and at inadmissible cells.
+    """
+    return jax.grad(soft_dtw)(C, gamma, **options)
+
+
+@_with_options_doc
+def dtw(
+    C: jax.Array,
+    *,
+    lengths: Any = None,
+    band: int | None = None,
+    mask: jax.Array | None = None,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    subsequence: bool = False,
+) -> jax.Array:
+    """Hard DTW: the minimal cost of a monotone alignment (gamma = 0).
+
+    Its gradient w.r.t. C is the indicator of the optimal alignment (a
+    subgradient; ties prefer diagonal, then vertical steps), see
+    :func:`alignment_matrix`.
+
+    Args:
+      C: (N, M) cost matrix.
+
+    Options:
+
+    Returns:
+      Scalar; +inf when no admissible alignment exists.
+    """
+    C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, True)
+    return _value(C, 1.0, ends, allowed, rec)
+
+
+@_with_options_doc
+def alignment_matrix(C: jax.Array, **options: Any) -> jax.Array:
+    """The optimal alignment as a 0/1 matrix of shape (N, M) (jit- and vmap-friendly).
+
+    With step weights, entries are the weights of the steps that enter each
+    cell of the path (1 at the start cell).
+
+    Args:
+      C: (N, M) cost matrix.
+
+    Options:
+    """
+    return jax.grad(dtw)(C, **options)
+
+
+def dtw_path(C: jax.Array, **options: Any) -> np.ndarray:
+    """The optimal alignment path as an int array (L, 2) of (row, column) pairs.
+
+    Runs on the host (the length L depends on the data). The path starts at
+    (0, 0) (at (0, s) for subsequence alignment) and ends at (n-1, m-1) (at
+    (n-1, e)). Options are those of :func:`dtw`.
+
+    Args:
+      C: (N, M) cost matrix.
+
+    Returns:
+      (L, 2) numpy int array, rows and columns non-decreasing.
+    """
+    indicator = np.asarray(alignment_matrix(C, **options))
+    return np.argwhere(indicator > 0)
+
+
+@functools.partial(jax.jit, static_argnames=("rec",))
+def _subsequence(C, ends, allowed, rec):
+    cost = _blocked_to_big(C, allowed)
+    return _core.subsequence_matching(rec, cost, ends)
+
+
+def subsequence_dtw(
+    C: jax.Array,
+    *,
+    lengths: Any = None,
+    mask: jax.Array | None = None,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> tuple[jax.Array, jax.Array]:
+    """Subsequence DTW: the query (N rows) matched anywhere in the database (M columns).
+
+    Müller, "Fundamentals of Music Processing", Sec. 7.2.3: the matching
+    function Delta(e) is the cost of the best alignment of the whole query
+    that ends at database column e; its local minima are the matches.
+
+    Args:
+      C: (N, M) cost matrix, N query frames, M database frames.
+      lengths: optional (n, m) ints: query length n and database length m.
+      mask: optional boolean (N, M) of admissible cells.
+      weights: step weights, see :func:`dtw`.
+
+    Returns:
+      (delta, starts): (M,) float matching function (+inf past m) and (M,)
+      int32 start column s of the optimal alignment ending at each column e,
+      so the match is the database segment [s, e] (inclusive).
+    """
+    C, ends, allowed, rec = _prepare(C, lengths, None, mask, weights, True, True)
+    return _subsequence(C, ends, allowed, rec)
+
+
+@functools.partial(jax.jit, static_argnames=("rec",))
+def _accumulated(C, gamma, allowed, rec):
+    cost = _blocked_to_big(C, allowed)
+    table = _wavefront.forward(_wavefront.fold(cost), 1.0 / jnp.asarray(gamma, C.dtype), rec)
+    table = _wavefront.unfold(table)
+    return jnp.where(table < 0.5 * BIG * min(1.0, *rec.weights), table, jnp.inf)
+
+
+def accumulated_cost(
+    C: jax.Array,
+    gamma: float | jax.Array = 0.0,
+    *,
+    band: int | None = None,
+    mask: jax.Array | None = None,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    subsequence: bool = False,
+) -> jax.Array:
+    """The whole accumulated-cost table R (N, M) of the recursion (for inspection and plots).
+
+    Args:
+      C: (N, M) cost matrix.
+      gamma: smoothing; 0 (default) for hard DTW.
+      band, mask, weights, subsequence: as in :func:`soft_dtw`.
+
+    Returns:
+      (N, M) table R, +inf at cells no admissible alignment reaches.
+    """
+    hard = _checks._concrete(gamma) is not None and float(np.asarray(gamma)) == 0.0
+    if not hard:
+        _checks.check_gamma(gamma)
+    C, _, allowed, rec = _prepare(C, None, band, mask, weights, subsequence, hard)
+    return _accumulated(C, 1.0 if hard else gamma, allowed, rec)
+
+
+def divergence(
+    x: jax.Array,
+    y: jax.Array,
+    gamma: float | jax.Array,
+    *,
+    cost: Callable[[jax.Array, jax.Array], jax.Array] = costs.squared_euclidean,
+    lengths: Any = None,
+    **options: Any,
+) -> jax.Array:
+    """Soft-DTW divergence (Blondel, Mensch & Vert, AISTATS 2021, Eq. 5).
+
+    ``D(x, y) = SDTW(C(x, y)) - (SDTW(C(x, x)) + SDTW(C(y, y))) / 2``:
+    removes the entropic bias of soft-DTW, so D(x, x) = 0, and D >= 0 for
+    costs such as the squared Euclidean one.
+
+    Args:
+      x: (N, D) first sequence.
+      y: (M, D) second sequence.
+      gamma: smoothing, > 0.
+      cost: pairwise cost, (N, D), (M, D) -> (N, M); see :mod:`sdtw.costs`.
+      lengths: optional (n, m) true lengths of x and y.
+      **options: ``weights`` or ``band`` passed on to :func:`soft_dtw`.
+
+    Returns:
+      Scalar.
+    """
+    if lengths is None:
+        lengths = (x.shape[0], y.shape[0])
+    n, m = lengths
+    xy = soft_dtw(cost(x, y), gamma, lengths=(n, m), **options)
+    xx = soft_dtw(cost(x, x), gamma, lengths=(n, n), **options)
+    yy = soft_dtw(cost(y, y), gamma, lengths=(m, m), **options)
+    return xy - 0.5 * (xx + yy)
+
+
+def sharp_soft_dtw(C: jax.Array, gamma: float | jax.Array, **options: Any) -> jax.Array:
+    """Sharp soft-DTW: the cost of the expected alignment, <E_gamma(C), C>.
+
+    Blondel, Mensch & Vert (AISTATS 2021), Eq. 4: unlike soft-DTW it has no
+    entropic term, so it approaches DTW from above. Its gradient goes through
+    the (differentiable) backward sweep of :func:`soft_dtw`.
+
+    Args:
+      C: (N, M) cost matrix.
+      gamma: smoothing, > 0.
+      **options: as in :func:`soft_dtw`.
+
+    Returns:
+      Scalar.
+    """
+    E = expected_alignment(C, gamma, **options)
+    # Inadmissible cells may hold +inf where E is 0.
+    return jnp.sum(jnp.where(E != 0, E * C, 0.0))
+
+
+def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fn`` so that a NaN anywhere in its computation raises an error.
+
+    Uses :mod:`jax.experimental.checkify`; works with jit inside ``fn``.
+
+    Example:
+      >>> safe_soft_dtw = sdtw.checked(sdtw.soft_dtw)
+      >>> safe_soft_dtw(C, 0.1)  # raises if C holds NaN  # doctest: +SKIP
+    """
+    checked_fn = checkify.checkify(fn, errors=checkify.nan_checks | checkify.user_checks)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        error, out = checked_fn(*args, **kwargs)
+        error.throw()
+        return out
+
+    return wrapper

@@ -1,0 +1,307 @@
+"""Anti-diagonal wavefront for the DTW recursion and its adjoint.
+
+The recursion (Cuturi & Blondel 2017, with step weights) is
+
+    R(i, j) = softmin_gamma( R(i-1, j)   + w_v C(i, j),     vertical step
+                             R(i, j-1)   + w_h C(i, j),     horizontal step
+                             R(i-1, j-1) + w_d C(i, j) )    diagonal step
+
+with a *start term* C(i, j) (weight 1) allowed at (0, 0), or at every (0, j)
+for subsequence alignment. ``softmin_gamma(a) = -gamma log sum exp(-a / gamma)``
+and gamma = 0 means the hard minimum.
+
+Layout. Cell (i, j) lies on anti-diagonal k = i + j, and every cell of one
+anti-diagonal depends only on the two anti-diagonals before it, so a whole
+anti-diagonal is one vectorized step and the loop runs K = N + M - 1 steps.
+Anti-diagonal k is held as a length-N vector indexed by the row i; in that
+vector the predecessors of (i, j) sit at
+
+    (i-1, j)   -> diagonal k-1, index i-1      (vertical)
+    (i, j-1)   -> diagonal k-1, index i        (horizontal)
+    (i-1, j-1) -> diagonal k-2, index i-1      (diagonal)
+
+Tables are stored *folded*: ``F[r, i] = X[i, (r - i) mod M]``, shape (M, N).
+Anti-diagonal k occupies row ``k mod M`` at its valid indices
+``0 <= k - i < M``; the anti-diagonals that share a row have disjoint valid
+indices, so the fold stores exactly N * M values (a plain skew would need
+N * (N + M - 1), twice as many for square inputs).
+
+Inadmissible cells hold ``BIG``, a huge finite number: exp(-BIG / gamma) is 0
+exactly, and unlike +inf it never produces inf - inf = NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+BIG = 1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class Recursion:
+    """Static description of the recursion (hashable, so it can be a jit static).
+
+    Attributes:
+      weights: (w_v, w_h, w_d), weights of the vertical, horizontal and
+        diagonal steps; the cost C(i, j) of a cell entered by a step is
+        multiplied by that step's weight.
+      subsequence: if True, an alignment may start at any cell of row 0
+        (and the caller soft-minimizes over the end cells of the last row).
+      hard: if True, use the hard minimum (gamma = 0).
+    """
+
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    subsequence: bool = False
+    hard: bool = False
+
+    def transposed(self) -> "Recursion":
+        w_v, w_h, w_d = self.weights
+        return dataclasses.replace(self, weights=(w_h, w_v, w_d))
+
+
+# ----------------------------------------------------------------------------
+# Folded layout.
+
+
+def fold(x: jax.Array) -> jax.Array:
+    """(N, M) -> (M, N) with ``F[r, i] = x[i, (r - i) mod M]``."""
+    n, m = x.shape
+    cols = (jnp.arange(m)[None, :] - jnp.arange(n)[:, None]) % m
+    return jnp.take_along_axis(x, cols, axis=1).T
+
+
+def unfold(f: jax.Array) -> jax.Array:
+    """Inverse of :func:`fold`: (M, N) -> (N, M)."""
+    m, n = f.shape
+    rows = (jnp.arange(n)[:, None] + jnp.arange(m)[None, :]) % m
+    return jnp.take_along_axis(f.T, rows, axis=1)
+
+
+def row_of_folded(table: jax.Array, row: jax.Array) -> jax.Array:
+    """Row ``row`` of the unfolded table, (M,), gathered from the folded (M, N) one."""
+    m = table.shape[0]
+    return table[(row + jnp.arange(m)) % m, row]
+
+
+# ----------------------------------------------------------------------------
+# Reading and writing anti-diagonals.
+
+
+def _valid(k: jax.Array, rows: jax.Array, m: int) -> jax.Array:
+    """Which of ``rows`` hold cells (i, k - i) of an (N, M) table on anti-diagonal k."""
+    cols = k - rows
+    return (cols >= 0) & (cols < m)
+
+
+def _read(table: jax.Array, k: jax.Array, big) -> jax.Array:
+    """Anti-diagonal k of a folded table, (N,), BIG where it has no cell (also k < 0)."""
+    m, n = table.shape
+    values = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
+    return jnp.where(_valid(k, jnp.arange(n), m), values, big)
+
+
+def _write(table: jax.Array, k: jax.Array, values: jax.Array) -> jax.Array:
+    """Store anti-diagonal k, (N,), into its row of a folded table (in place in a loop).
+
+    Anti-diagonals k and k + M share a row; each writes only its own cells.
+    """
+    m, n = table.shape
+    old = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
+    new = jnp.where(_valid(k, jnp.arange(n), m), values, old)
+    return lax.dynamic_update_index_in_dim(table, new, k % m, axis=0)
+
+
+# ----------------------------------------------------------------------------
+# One anti-diagonal.
+
+
+def _candidates(cost, up, left, diag, k, rows, rec: Recursion):
+    """Values of the three incoming steps of the cells ``rows`` of anti-diagonal k.
+
+    Args:
+      cost: (N,) costs of the cells.
+      up, left, diag: (N,) accumulated costs of the vertical (i-1, j),
+        horizontal (i, j-1) and diagonal (i-1, j-1) predecessors.
+      k: the anti-diagonal; rows: (N,) the row indices.
+
+    Returns:
+      (vertical, horizontal, diagonal), each (N,). Row 0 has no vertical
+      predecessor; where an alignment may start, its vertical slot carries
+      the start term C(0, j) instead.
+    """
+    w_v, w_h, w_d = rec.weights
+    vertical = up + w_v * cost
+    vertical = jnp.where(_is_start(k, rows, rec), cost, vertical)
+    return vertical, left + w_h * cost, diag + w_d * cost
+
+
+def _is_start(k, rows, rec: Recursion):
+    """Where an alignment may begin: (0, 0), or any (0, j) for subsequence alignment."""
+    return (rows == 0) & (True if rec.subsequence else k == 0)
+
+
+def _sorted3(a, b, c):
+    """Smallest, middle and largest of three arrays, elementwise."""
+    low_ab, high_ab = jnp.minimum(a, b), jnp.maximum(a, b)
+    low = jnp.minimum(low_ab, c)
+    high = jnp.maximum(high_ab, c)
+    middle = jnp.maximum(low_ab, jnp.minimum(high_ab, c))
+    return low, middle, high
+
+
+def _softmin(candidates, gamma, inv_gamma):
+    """softmin_gamma over three arrays, shifted by the minimum (no overflow).
+
+    The smallest term contributes exp(0) = 1, so two exponentials suffice.
+    """
+    low, middle, high = _sorted3(*candidates)
+    total = 1.0 + jnp.exp((low - middle) * inv_gamma) + jnp.exp((low - high) * inv_gamma)
+    return low - gamma * jnp.log(total)
+
+
+def _softmin_weights(candidates, inv_gamma):
+    """Probabilities of the three steps under the softmin (a softmax of -a/gamma).
+
+    Recomputed from the candidates, not from R(i, j): for tiny gamma,
+    (R - candidate) / gamma would amplify rounding errors of large R.
+    """
+    low, middle, high = _sorted3(*candidates)
+    e_middle = jnp.exp((low - middle) * inv_gamma)
+    e_high = jnp.exp((low - high) * inv_gamma)
+    inv_total = 1.0 / (1.0 + e_middle + e_high)
+
+    def weight(x):  # exp((low - x) / gamma) / total, exact for ties too
+        return jnp.where(x == low, 1.0, jnp.where(x == middle, e_middle, e_high)) * inv_total
+
+    return tuple(weight(x) for x in candidates)
+
+
+def _hardmin(candidates):
+    v, h, d = candidates
+    return jnp.minimum(jnp.minimum(v, h), d)
+
+
+def _argmin_weights(candidates):
+    """One-hot of the minimal step; ties prefer diagonal, then vertical."""
+    v, h, d = candidates
+    take_d = d <= jnp.minimum(v, h)
+    take_v = ~take_d & (v <= h)
+    take_h = ~take_d & ~take_v
+    dtype = v.dtype
+    return take_v.astype(dtype), take_h.astype(dtype), take_d.astype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# Forward and backward sweeps (one example; vmap for batches).
+
+
+def forward(folded_cost, inv_gamma, rec: Recursion):
+    """Run the recursion over all anti-diagonals.
+
+    Args:
+      folded_cost: (M, N) folded cost matrix (inadmissible cells hold BIG).
+      inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
+
+    Returns:
+      The folded table R, (M, N).
+    """
+    m, n = folded_cost.shape
+    big = jnp.asarray(BIG, folded_cost.dtype)
+    gamma = 1.0 / inv_gamma
+    rows = jnp.arange(n)
+
+    def step(carry, k):
+        above1, above2, table = carry  # diagonals k-1, k-2 over rows -1 .. N-1
+        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
+        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
+        value = jnp.where(_valid(k, rows, m), value, big)
+        table = _write(table, k, value)
+        return (jnp.concatenate([big[None], value]), above1, table), None
+
+    fill = jnp.full((n + 1,), big)
+    init = (fill, fill, jnp.full((m, n), big))
+    (_, _, table), _ = lax.scan(step, init, jnp.arange(n + m - 1))
+    return table
+
+
+def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
+    """Adjoint sweep: gradient of the reported value w.r.t. every cost.
+
+    With G(i, j) = d value / d R(i, j) (the expected alignment for unit
+    weights), G(i, j) = sum over successors s of G(s) * P(step into s), and
+    d value / d C(i, j) = G(i, j) * sum over steps t of P_t(i, j) * w_t.
+
+    Args:
+      folded_cost, table: (M, N) folded costs and accumulated costs.
+      end_row: scalar int, row of the end cells.
+      end_seeds: (M,) d value / d R(end_row, j) for every column j.
+
+    Returns:
+      (M, N) folded gradient d value / d C.
+    """
+    m, n = folded_cost.shape
+    dtype = folded_cost.dtype
+    big = jnp.asarray(BIG, dtype)
+    w_v, w_h, w_d = rec.weights
+    rows = jnp.arange(n)
+    zero = jnp.zeros((1,), dtype)
+
+    def step(carry, k):
+        # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps) and
+        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the end).
+        flow_v, flow_h, flow_d1, flow_d2, grad = carry
+        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
+        row1, row2 = _read(table, k - 1, big), _read(table, k - 2, big)
+        up, diag = jnp.concatenate([big[None], row1[:-1]]), jnp.concatenate([big[None], row2[:-1]])
+        candidates = _candidates(cost, up, row1, diag, k, rows, rec)
+        if rec.hard:
+            p_v, p_h, p_d = _argmin_weights(candidates)
+        else:
+            p_v, p_h, p_d = _softmin_weights(candidates, inv_gamma)
+        col = k - end_row
+        seed = jnp.where((col >= 0) & (col < m), end_seeds[jnp.clip(col, 0, m - 1)], 0.0)
+        adjoint = flow_v[1:] + flow_h[:-1] + flow_d2[1:] + jnp.where(rows == end_row, seed, 0.0)
+        adjoint = jnp.where(_valid(k, rows, m), adjoint, 0.0)
+        vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
+        grad = _write(grad, k, adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d))
+        flows = [jnp.concatenate([adjoint * p, zero]) for p in (p_v, p_h, p_d)]
+        return (*flows, flow_d1, grad), None
+
+    flat = jnp.zeros((n + 1,), dtype)
+    init = (flat, flat, flat, flat, jnp.zeros((m, n), dtype))
+    (*_, grad), _ = lax.scan(step, init, jnp.arange(n + m - 1), reverse=True)
+    return grad
+
+
+def subsequence_ends(folded_cost, end_row, rec: Recursion):
+    """Hard subsequence recursion that also propagates each cell's start column.
+
+    Returns:
+      (values, origins), each (K,): for the cell (end_row, k - end_row) of
+      every anti-diagonal k, its accumulated cost (BIG where it is no cell)
+      and the column of row 0 where its optimal alignment starts.
+    """
+    m, n = folded_cost.shape
+    big = jnp.asarray(BIG, folded_cost.dtype)
+    rows = jnp.arange(n)
+    fill = jnp.full((n + 1,), big)
+    no_origin = jnp.zeros((n + 1,), jnp.int32)
+
+    def step(carry, k):
+        above1, above2, origin1, origin2 = carry  # rows -1 .. N-1
+        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
+        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        p_v, _, p_d = _argmin_weights(candidates)
+        origin_v = jnp.where(rows == 0, k.astype(jnp.int32), origin1[:-1])  # a start in row 0 begins at column k
+        origin = jnp.where(p_d > 0, origin2[:-1], jnp.where(p_v > 0, origin_v, origin1[1:]))
+        value = jnp.where(_valid(k, rows, m), _hardmin(candidates), big)
+        carry = (jnp.concatenate([big[None], value]), above1, jnp.concatenate([no_origin[:1], origin]), origin1)
+        return carry, (value[end_row], origin[end_row])
+
+    _, (values, origins) = lax.scan(step, (fill, fill, no_origin, no_origin), jnp.arange(n + m - 1))
+    return values, origins
