@@ -37,6 +37,7 @@ __all__ = [
     "Corpus",
     "CorpusConfig",
     "build_corpus",
+    "concatenate_pieces",
     "corpus_root",
     "load_corpus",
     "make_version",
@@ -249,6 +250,27 @@ def _piece_id(source: str) -> str:
     from experiments.data.score import piece_id_for
 
     return piece_id_for(source)
+
+
+def concatenate_pieces(pieces: list[Piece], piece_id: str) -> Piece:
+    """One long piece that plays ``pieces`` one after another (e.g. for 20-minute recordings).
+
+    Score times of piece ``k`` are shifted by the summed lengths of the
+    pieces before it; the tempo and the theme are those of the first piece.
+    Parts are matched by index (the result has as many parts as the widest piece).
+    """
+    notes, beats, measures, offset = [], [], [], 0.0
+    for piece in pieces:
+        notes += [ScoreNote(n.onset_q + offset, n.offset_q + offset, n.pitch, n.part) for n in piece.notes]
+        beats.append(piece.beats_q + offset)
+        measures.append(piece.measures_q + offset)
+        offset += piece.end_q
+    widest = max(pieces, key=lambda p: len(p.part_names))
+    first = pieces[0]
+    return dataclasses.replace(
+        first, piece_id=piece_id, source="+".join(p.source for p in pieces), title=piece_id,
+        part_names=widest.part_names, notes=tuple(notes), beats_q=np.concatenate(beats),
+        measures_q=np.concatenate(measures), end_q=offset)
 
 
 def make_version(piece: Piece, config: CorpusConfig, index: int) -> Version:
