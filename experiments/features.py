@@ -41,6 +41,7 @@ __all__ = [
     "chroma_cqt",
     "chroma_label_sequence",
     "chroma_stft",
+    "corpus_features",
     "framewise_chroma_labels",
     "hcqt",
     "log_frequency_spectrogram",
@@ -185,6 +186,37 @@ def audio_features(y: np.ndarray, sr: int, config: FeatureConfig | Mapping | Non
     if config.kind == "logfreq":
         return log_frequency_spectrogram(y, sr, **common)
     raise ValueError(f"unknown feature kind {config.kind!r}")
+
+
+def corpus_features(corpus, config: FeatureConfig | Mapping | None = None, *, progress: bool = True,
+                    use_cache: bool = True) -> dict[str, np.ndarray]:
+    """Features of every version of a corpus: ``version_id -> (T, ...)`` float32 at ``config.rate_hz``.
+
+    Cached next to the corpus in ``{corpus.root}/features/{kind}-{hash}/``
+    (one ``.npy`` per version, written atomically), so a second call only reads.
+    """
+    import dataclasses as _dc
+
+    from tqdm.auto import tqdm
+
+    from experiments.data import cache
+
+    if config is None:
+        config = FeatureConfig()
+    elif not isinstance(config, FeatureConfig):
+        config = FeatureConfig.from_mapping(config)
+    folder = corpus.root / "features" / f"{config.kind}-{cache.config_hash(_dc.asdict(config))}"
+    result = {}
+    for version in tqdm(corpus.versions, desc=f"features ({config.kind})", disable=not progress):
+        path = folder / f"{version.version_id}.npy"
+        if use_cache and path.exists():
+            result[version.version_id] = np.load(path)
+            continue
+        values = audio_features(version.load_audio(), version.sample_rate, config)
+        if use_cache:
+            cache.atomic_write(path, lambda tmp, v=values: np.save(tmp, v, allow_pickle=False))
+        result[version.version_id] = values
+    return result
 
 
 # ----------------------------------------------------------------------------- symbolic

@@ -134,7 +134,7 @@ class TestCache:
         (root / "versions" / f"{corpus.versions[1].version_id}.json").unlink()
         resumed = build_corpus(config, progress=False)
         assert [v.version_id for v in resumed] == [v.version_id for v in corpus]
-        assert not list(root.rglob("*.tmp"))
+        assert not list(root.rglob("*.tmp.*"))
 
     def test_atomic_write_leaves_nothing_on_failure(self, tmp_path):
         target = tmp_path / "file.json"

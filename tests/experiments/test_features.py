@@ -106,3 +106,15 @@ class TestSymbolic:
         np.testing.assert_array_equal(paddings, [[0, 0, 0], [0, 1, 1]])
         with pytest.raises(ValueError, match="max_length"):
             features.pad_label_sequences([np.array([1, 2, 3])], max_length=2)
+
+
+def test_corpus_features_cached(tiny_corpus):
+    first = features.corpus_features(tiny_corpus, {"kind": "chroma_cqt", "rate_hz": 10.0}, progress=False)
+    assert set(first) == {v.version_id for v in tiny_corpus}
+    version = tiny_corpus.versions[0]
+    np.testing.assert_array_equal(first[version.version_id],
+                                  features.chroma_cqt(version.load_audio(), SR, rate_hz=10.0))
+    folders = list((tiny_corpus.root / "features").iterdir())
+    assert len(folders) == 1 and len(list(folders[0].glob("*.npy"))) == len(tiny_corpus)
+    again = features.corpus_features(tiny_corpus, {"kind": "chroma_cqt", "rate_hz": 10.0}, progress=False)
+    np.testing.assert_array_equal(again[version.version_id], first[version.version_id])
