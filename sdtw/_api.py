@@ -226,7 +226,8 @@ def subsequence_dtw(
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _accumulated(C, gamma, allowed, rec):
     cost = _blocked_to_big(C, allowed)
-    table = _wavefront.forward(_wavefront.fold(cost), 1.0 / jnp.asarray(gamma, C.dtype), rec)
+    inv_gamma = 1.0 / jnp.asarray(gamma, C.dtype)
+    table, _ = _wavefront.forward(_wavefront.fold(cost), inv_gamma, 0, rec)
     table = _wavefront.unfold(table)
     return jnp.where(table < 0.5 * BIG * min(1.0, *rec.weights), table, jnp.inf)
 

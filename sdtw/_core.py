@@ -37,29 +37,29 @@ def _unreachable_threshold(rec: Recursion) -> float:
     return 0.5 * BIG * min(1.0, *rec.weights)
 
 
-def _end_value(table, ends, inv_gamma, rec: Recursion):
-    """Value, and seeds d value / d R(n-1, j) for every column j, (M,)."""
+def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
+    """Value, and seeds d value / d R(n-1, j) for the M columns j, from the (K,)
+    values R(n-1, k - n + 1) of every anti-diagonal k."""
     end_row, end_col = ends[0] - 1, ends[1] - 1
-    m = table.shape[0]
     cols = jnp.arange(m)
     if not rec.subsequence:
-        seeds = (cols == end_col).astype(table.dtype)
-        return table[(end_row + end_col) % m, end_row], seeds
-    candidates = jnp.where(cols <= end_col, _wavefront.row_of_folded(table, end_row), BIG)
+        return row_values[end_row + end_col], (cols == end_col).astype(row_values.dtype)
+    last_row = jax.lax.dynamic_slice_in_dim(row_values, end_row, m)
+    candidates = jnp.where(cols <= end_col, last_row, BIG)
     low = jnp.min(candidates)
     if rec.hard:
-        return low, (cols == jnp.argmin(candidates)).astype(table.dtype)
+        return low, (cols == jnp.argmin(candidates)).astype(row_values.dtype)
     weights = jnp.exp((low - candidates) * inv_gamma)
     total = jnp.sum(weights)
     return low - jnp.log(total) / inv_gamma, weights / total
 
 
-def _forward(rec: Recursion, cost, gamma, ends):
+def _sweep(rec: Recursion, cost, gamma, ends, keep_table):
     oriented, ends, rec_o, transposed = _oriented(cost, ends, rec)
     inv_gamma = 1.0 / gamma
     folded = _wavefront.fold(oriented)
-    table = _wavefront.forward(folded, inv_gamma, rec_o)
-    value, seeds = _end_value(table, ends, inv_gamma, rec_o)
+    table, row_values = _wavefront.forward(folded, inv_gamma, ends[0] - 1, rec_o, keep_table=keep_table)
+    value, seeds = _end_value(row_values, ends, oriented.shape[1], inv_gamma, rec_o)
     reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
@@ -79,11 +79,12 @@ def alignment_value(rec: Recursion, cost, gamma, ends):
     Returns:
       Scalar value, +inf when no admissible alignment exists.
     """
-    return _forward(rec, cost, gamma, ends)[0]
+    # Without differentiation no table is stored.
+    return _sweep(rec, cost, gamma, ends, keep_table=False)[0]
 
 
 def _fwd(rec, cost, gamma, ends):
-    value, residuals = _forward(rec, cost, gamma, ends)
+    value, residuals = _sweep(rec, cost, gamma, ends, keep_table=True)
     return value, (residuals, gamma)
 
 

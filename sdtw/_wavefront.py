@@ -67,9 +67,25 @@ class Recursion:
 # Folded layout.
 
 
+def _shear(x: jax.Array, shift: int) -> jax.Array:
+    """Rotate row i of x (N, M) left by ``shift * i`` columns (mod M), for N <= M.
+
+    Rows of [x, x] read at stride 2M + shift are rotated copies: one reshape,
+    no gather.
+    """
+    n, m = x.shape
+    flat = jnp.concatenate([x, x], axis=1).reshape(-1)
+    stride = 2 * m + shift
+    offset = m if shift < 0 else 0  # keep the read inside [x, x]
+    flat = jnp.pad(flat[offset:], (0, max(0, n * stride - flat.size + offset)))
+    return flat[: n * stride].reshape(n, stride)[:, :m]
+
+
 def fold(x: jax.Array) -> jax.Array:
     """(N, M) -> (M, N) with ``F[r, i] = x[i, (r - i) mod M]``."""
     n, m = x.shape
+    if n <= m:
+        return _shear(x, -1).T
     cols = (jnp.arange(m)[None, :] - jnp.arange(n)[:, None]) % m
     return jnp.take_along_axis(x, cols, axis=1).T
 
@@ -77,14 +93,10 @@ def fold(x: jax.Array) -> jax.Array:
 def unfold(f: jax.Array) -> jax.Array:
     """Inverse of :func:`fold`: (M, N) -> (N, M)."""
     m, n = f.shape
+    if n <= m:
+        return _shear(f.T, 1)
     rows = (jnp.arange(n)[:, None] + jnp.arange(m)[None, :]) % m
     return jnp.take_along_axis(f.T, rows, axis=1)
-
-
-def row_of_folded(table: jax.Array, row: jax.Array) -> jax.Array:
-    """Row ``row`` of the unfolded table, (M,), gathered from the folded (M, N) one."""
-    m = table.shape[0]
-    return table[(row + jnp.arange(m)) % m, row]
 
 
 # ----------------------------------------------------------------------------
@@ -199,15 +211,20 @@ def _argmin_weights(candidates):
 # Forward and backward sweeps (one example; vmap for batches).
 
 
-def forward(folded_cost, inv_gamma, rec: Recursion):
+def forward(folded_cost, inv_gamma, end_row, rec: Recursion, *, keep_table: bool = True):
     """Run the recursion over all anti-diagonals.
 
     Args:
       folded_cost: (M, N) folded cost matrix (inadmissible cells hold BIG).
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
+      end_row: scalar int, the row whose values are reported.
+      keep_table: store the table (needed by the backward sweep); without it
+        the sweep touches only three anti-diagonals of memory.
 
     Returns:
-      The folded table R, (M, N).
+      (table, row_values): the folded table R (M, N), or None, and (K,) the
+      values R(end_row, k - end_row) of every anti-diagonal k (BIG where that
+      is no cell).
     """
     m, n = folded_cost.shape
     big = jnp.asarray(BIG, folded_cost.dtype)
@@ -220,13 +237,14 @@ def forward(folded_cost, inv_gamma, rec: Recursion):
         candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
         value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
         value = jnp.where(_valid(k, rows, m), value, big)
-        table = _write(table, k, value)
-        return (jnp.concatenate([big[None], value]), above1, table), None
+        if keep_table:
+            table = _write(table, k, value)
+        return (jnp.concatenate([big[None], value]), above1, table), value[end_row]
 
     fill = jnp.full((n + 1,), big)
-    init = (fill, fill, jnp.full((m, n), big))
-    (_, _, table), _ = lax.scan(step, init, jnp.arange(n + m - 1))
-    return table
+    table = jnp.full((m, n), big) if keep_table else None
+    (_, _, table), row_values = lax.scan(step, (fill, fill, table), jnp.arange(n + m - 1))
+    return table, row_values
 
 
 def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
@@ -251,30 +269,33 @@ def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
     rows = jnp.arange(n)
     zero = jnp.zeros((1,), dtype)
 
+    # d value / d R(end_row, k - end_row), per anti-diagonal k.
+    seeds = lax.dynamic_update_slice(jnp.zeros((n + m - 1,), dtype), end_seeds, (end_row,))
+
     def step(carry, k):
         # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps) and
-        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the end).
-        flow_v, flow_h, flow_d1, flow_d2, grad = carry
+        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the
+        # end); row1 is diagonal k-1, read in the previous step as "row2".
+        flow_v, flow_h, flow_d1, flow_d2, row1, grad = carry
         cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        row1, row2 = _read(table, k - 1, big), _read(table, k - 2, big)
+        row2 = _read(table, k - 2, big)
         up, diag = jnp.concatenate([big[None], row1[:-1]]), jnp.concatenate([big[None], row2[:-1]])
         candidates = _candidates(cost, up, row1, diag, k, rows, rec)
         if rec.hard:
             p_v, p_h, p_d = _argmin_weights(candidates)
         else:
             p_v, p_h, p_d = _softmin_weights(candidates, inv_gamma)
-        col = k - end_row
-        seed = jnp.where((col >= 0) & (col < m), end_seeds[jnp.clip(col, 0, m - 1)], 0.0)
-        adjoint = flow_v[1:] + flow_h[:-1] + flow_d2[1:] + jnp.where(rows == end_row, seed, 0.0)
-        adjoint = jnp.where(_valid(k, rows, m), adjoint, 0.0)
+        seed = jnp.where(rows == end_row, seeds[k], 0.0)
+        adjoint = jnp.where(_valid(k, rows, m), flow_v[1:] + flow_h[:-1] + flow_d2[1:] + seed, 0.0)
         vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
         grad = _write(grad, k, adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d))
         flows = [jnp.concatenate([adjoint * p, zero]) for p in (p_v, p_h, p_d)]
-        return (*flows, flow_d1, grad), None
+        return (*flows, flow_d1, row2, grad), None
 
     flat = jnp.zeros((n + 1,), dtype)
-    init = (flat, flat, flat, flat, jnp.zeros((m, n), dtype))
-    (*_, grad), _ = lax.scan(step, init, jnp.arange(n + m - 1), reverse=True)
+    last = n + m - 2
+    init = (flat, flat, flat, flat, _read(table, jnp.asarray(last - 1), big), jnp.zeros((m, n), dtype))
+    (*_, grad), _ = lax.scan(step, init, jnp.arange(last + 1), reverse=True)
     return grad
 
 
