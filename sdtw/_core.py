@@ -85,18 +85,18 @@ def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
     return low - jnp.log(total) / inv_gamma, weights / total
 
 
-def _sweep(rec: Recursion, shape, cost, gamma, ends, keep_table):
+def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
     geometry = _Geometry.of(rec, shape)
     packed, ends = geometry.pack(cost), geometry.orient(ends)
     inv_gamma = 1.0 / gamma
-    table, row_values = _wavefront.forward(
-        packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, keep_table=keep_table
+    steps, row_values = _wavefront.forward(
+        packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, record=record
     )
     value, seeds = _end_value(row_values, ends, geometry.cols, inv_gamma, geometry.rec)
     reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
-    return value, (packed, table, seeds, ends, inv_gamma, value, reachable)
+    return value, (packed, steps, seeds, ends, inv_gamma, value, reachable)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -113,21 +113,19 @@ def alignment_value(rec: Recursion, shape: tuple[int, int], cost, gamma, ends):
     Returns:
       Scalar value, +inf when no admissible alignment exists.
     """
-    # Without differentiation no table is stored.
-    return _sweep(rec, shape, cost, gamma, ends, keep_table=False)[0]
+    # Without differentiation nothing is stored.
+    return _sweep(rec, shape, cost, gamma, ends, record=None)[0]
 
 
 def _fwd(rec, shape, cost, gamma, ends):
-    value, residuals = _sweep(rec, shape, cost, gamma, ends, keep_table=True)
+    value, residuals = _sweep(rec, shape, cost, gamma, ends, record="steps")
     return value, (residuals, gamma)
 
 
 def _bwd(rec, shape, saved, cotangent):
-    (packed, table, seeds, ends, inv_gamma, value, reachable), gamma = saved
+    (packed, steps, seeds, ends, inv_gamma, value, reachable), gamma = saved
     geometry = _Geometry.of(rec, shape)
-    packed_grad = _wavefront.backward(
-        packed, table, geometry.layout, inv_gamma, ends[0] - 1, seeds, geometry.rec
-    )
+    packed_grad = _wavefront.backward(steps, geometry.layout, ends[0] - 1, seeds, geometry.rec)
     grad = geometry.unpack(packed_grad)
     if rec.hard:
         gamma_grad = jnp.zeros_like(gamma)
@@ -159,5 +157,5 @@ def subsequence_matching(rec: Recursion, cost, ends):
 def accumulated_table(rec: Recursion, cost, inv_gamma):
     """(N, M) accumulated costs R of every cell."""
     geometry = _Geometry.of(rec, cost.shape)
-    table, _ = _wavefront.forward(geometry.pack(cost), geometry.layout, inv_gamma, 0, geometry.rec)
+    table, _ = _wavefront.forward(geometry.pack(cost), geometry.layout, inv_gamma, 0, geometry.rec, record="table")
     return geometry.unpack(table)

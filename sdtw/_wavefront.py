@@ -160,53 +160,48 @@ def _sorted3(a, b, c):
     return low, middle, high
 
 
-def _softmin(candidates, gamma, inv_gamma):
-    """softmin_gamma over three arrays, shifted by the minimum (no overflow).
+def _soft_step(candidates, gamma, inv_gamma):
+    """softmin_gamma of three (N,) arrays and the probabilities of the steps.
 
-    The smallest term contributes exp(0) = 1, so two exponentials suffice.
-    """
-    low, middle, high = _sorted3(*candidates)
-    total = 1.0 + jnp.exp((low - middle) * inv_gamma) + jnp.exp((low - high) * inv_gamma)
-    return low - gamma * jnp.log(total)
+    Shifted by the minimum, so nothing overflows; the smallest term
+    contributes exp(0) = 1, so two exponentials suffice. The probability of
+    step t is exp((low - candidate_t) / gamma) / total, computed from the
+    candidates themselves (exact for ties too).
 
-
-def _softmin_weights(candidates, inv_gamma):
-    """Probabilities of the three steps under the softmin (a softmax of -a/gamma).
-
-    Recomputed from the candidates, not from R(i, j): for tiny gamma,
-    (R - candidate) / gamma would amplify rounding errors of large R.
+    Returns:
+      (value, (p_vertical, p_diagonal)); p_horizontal = 1 - p_v - p_d.
     """
     low, middle, high = _sorted3(*candidates)
     e_middle = jnp.exp((low - middle) * inv_gamma)
     e_high = jnp.exp((low - high) * inv_gamma)
-    inv_total = 1.0 / (1.0 + e_middle + e_high)
+    total = 1.0 + e_middle + e_high
+    inv_total = 1.0 / total
 
-    def weight(x):  # exp((low - x) / gamma) / total, exact for ties too
+    def probability(x):
         return jnp.where(x == low, 1.0, jnp.where(x == middle, e_middle, e_high)) * inv_total
 
-    return tuple(weight(x) for x in candidates)
+    vertical, _, diagonal = candidates
+    return low - gamma * jnp.log(total), (probability(vertical), probability(diagonal))
 
 
-def _hardmin(candidates):
-    v, h, d = candidates
-    return jnp.minimum(jnp.minimum(v, h), d)
+def _hard_step(candidates):
+    """Minimum of three (N,) arrays and the one-hot choice (ties prefer diagonal, then vertical).
 
-
-def _argmin_weights(candidates):
-    """One-hot of the minimal step; ties prefer diagonal, then vertical."""
+    Returns:
+      (value, (p_vertical, p_diagonal)) as in :func:`_soft_step`.
+    """
     v, h, d = candidates
     take_d = d <= jnp.minimum(v, h)
     take_v = ~take_d & (v <= h)
-    take_h = ~take_d & ~take_v
-    dtype = v.dtype
-    return take_v.astype(dtype), take_h.astype(dtype), take_d.astype(dtype)
+    value = jnp.minimum(jnp.minimum(v, h), d)
+    return value, (take_v.astype(v.dtype), take_d.astype(v.dtype))
 
 
 # ----------------------------------------------------------------------------
 # Forward and backward sweeps (one example; vmap for batches).
 
 
-def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, keep_table: bool = True):
+def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, record: str | None = None):
     """Run the recursion over all anti-diagonals.
 
     Args:
@@ -214,35 +209,44 @@ def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, kee
       layout: static shape of the table.
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
       end_row: scalar int, the row whose values are reported.
-      keep_table: store the table (needed by the backward sweep); without it
-        the sweep touches only three anti-diagonals of memory.
+      record: what to keep besides the three anti-diagonals in flight:
+        None (the value only), "table" (R of every cell), or "steps" (the
+        probabilities of the vertical and diagonal steps into every cell,
+        all the backward sweep needs).
 
     Returns:
-      (table, row_values): the packed table R, or None, and (K,) the
-      values R(end_row, k - end_row) of every anti-diagonal k (BIG where that
-      is no cell).
+      (recorded, row_values): the packed table, the pair of packed step
+      probabilities (vertical, diagonal), or None; and (K,) the values R(end_row, k - end_row) of
+      every anti-diagonal k (BIG where that is no cell).
     """
-    n, m = layout.n, layout.m
+    n = layout.n
     big = jnp.asarray(BIG, costs.dtype)
     gamma = 1.0 / inv_gamma
     rows = jnp.arange(n)
 
     def step(carry, k):
-        above1, above2, table = carry  # diagonals k-1, k-2 over rows -1 .. N-1
-        candidates = _candidates(layout.read(costs, k, big), above1[:-1], above1[1:], above2[:-1], k, rows, rec)
-        value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
+        above1, above2, recorded = carry  # diagonals k-1, k-2 over rows -1 .. N-1
+        cost = layout.read(costs, k, big)
+        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        value, steps = _hard_step(candidates) if rec.hard else _soft_step(candidates, gamma, inv_gamma)
         value = jnp.where(layout.valid(k), value, big)
-        if keep_table:
-            table = layout.write(table, k, value)
-        return (jnp.concatenate([big[None], value]), above1, table), value[end_row]
+        if record == "table":
+            recorded = layout.write(recorded, k, value)
+        elif record == "steps":
+            recorded = tuple(layout.write(r, k, p) for r, p in zip(recorded, steps))
+        return (jnp.concatenate([big[None], value]), above1, recorded), value[end_row]
 
+    recorded = {
+        None: None,
+        "table": layout.full(big, costs.dtype),
+        "steps": (layout.full(0.0, costs.dtype), layout.full(0.0, costs.dtype)),
+    }[record]
     fill = jnp.full((n + 1,), big)
-    table = layout.full(big, costs.dtype) if keep_table else None
-    (_, _, table), row_values = lax.scan(step, (fill, fill, table), jnp.arange(n + m - 1))
-    return table, row_values
+    (_, _, recorded), row_values = lax.scan(step, (fill, fill, recorded), jnp.arange(n + layout.m - 1))
+    return recorded, row_values
 
 
-def backward(costs, table, layout: Diagonals, inv_gamma, end_row, end_seeds, rec: Recursion):
+def backward(steps, layout: Diagonals, end_row, end_seeds, rec: Recursion):
     """Adjoint sweep: gradient of the reported value w.r.t. every cost.
 
     With G(i, j) = d value / d R(i, j) (the expected alignment for unit
@@ -250,7 +254,9 @@ def backward(costs, table, layout: Diagonals, inv_gamma, end_row, end_seeds, rec
     d value / d C(i, j) = G(i, j) * sum over steps t of P_t(i, j) * w_t.
 
     Args:
-      costs, table: costs and accumulated costs, packed by ``layout``.
+      steps: (p_vertical, p_diagonal), the packed probabilities of the
+        vertical and diagonal steps recorded by :func:`forward`.
+      layout: static shape of the table.
       end_row: scalar int, row of the end cells.
       end_seeds: (M,) d value / d R(end_row, j) for every column j.
 
@@ -258,38 +264,34 @@ def backward(costs, table, layout: Diagonals, inv_gamma, end_row, end_seeds, rec
       The packed gradient d value / d C.
     """
     n, m = layout.n, layout.m
-    dtype = costs.dtype
-    big = jnp.asarray(BIG, dtype)
+    step_v, step_d = steps
+    dtype = step_v.dtype
     w_v, w_h, w_d = rec.weights
     rows = jnp.arange(n)
     zero = jnp.zeros((1,), dtype)
-
     # d value / d R(end_row, k - end_row), per anti-diagonal k.
     seeds = lax.dynamic_update_slice(jnp.zeros((n + m - 1,), dtype), end_seeds, (end_row,))
 
     def step(carry, k):
         # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps) and
-        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the
-        # end); row1 is diagonal k-1, read in the previous step as "row2".
-        flow_v, flow_h, flow_d1, flow_d2, row1, grad = carry
-        row2 = layout.read(table, k - 2, big)
-        up, diag = jnp.concatenate([big[None], row1[:-1]]), jnp.concatenate([big[None], row2[:-1]])
-        candidates = _candidates(layout.read(costs, k, big), up, row1, diag, k, rows, rec)
-        if rec.hard:
-            p_v, p_h, p_d = _argmin_weights(candidates)
-        else:
-            p_v, p_h, p_d = _softmin_weights(candidates, inv_gamma)
+        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the end).
+        flow_v, flow_h, flow_d1, flow_d2, grad = carry
         seed = jnp.where(rows == end_row, seeds[k], 0.0)
         adjoint = jnp.where(layout.valid(k), flow_v[1:] + flow_h[:-1] + flow_d2[1:] + seed, 0.0)
-        vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
-        grad = layout.write(grad, k, adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d))
+        p_v, p_d = layout.read(step_v, k, 0.0), layout.read(step_d, k, 0.0)
+        p_h = 1.0 - p_v - p_d
+        if rec.weights == (1.0, 1.0, 1.0):
+            cost_grad = adjoint  # the step probabilities sum to one
+        else:
+            vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
+            cost_grad = adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d)
+        grad = layout.write(grad, k, cost_grad)
         flows = [jnp.concatenate([adjoint * p, zero]) for p in (p_v, p_h, p_d)]
-        return (*flows, flow_d1, row2, grad), None
+        return (*flows, flow_d1, grad), None
 
     flat = jnp.zeros((n + 1,), dtype)
-    last = n + m - 2
-    init = (flat, flat, flat, flat, layout.read(table, jnp.asarray(last - 1), big), layout.full(0.0, dtype))
-    (*_, grad), _ = lax.scan(step, init, jnp.arange(last + 1), reverse=True)
+    init = (flat, flat, flat, flat, layout.full(0.0, dtype))
+    (*_, grad), _ = lax.scan(step, init, jnp.arange(n + m - 1), reverse=True)
     return grad
 
 
@@ -310,10 +312,10 @@ def subsequence_ends(costs, layout: Diagonals, end_row, rec: Recursion):
     def step(carry, k):
         above1, above2, origin1, origin2 = carry  # rows -1 .. N-1
         candidates = _candidates(layout.read(costs, k, big), above1[:-1], above1[1:], above2[:-1], k, rows, rec)
-        p_v, _, p_d = _argmin_weights(candidates)
+        _, (p_v, p_d) = _hard_step(candidates)
         origin_v = jnp.where(rows == 0, k.astype(jnp.int32), origin1[:-1])  # a start in row 0 begins at column k
         origin = jnp.where(p_d > 0, origin2[:-1], jnp.where(p_v > 0, origin_v, origin1[1:]))
-        value = jnp.where(layout.valid(k), _hardmin(candidates), big)
+        value = jnp.where(layout.valid(k), _hard_step(candidates)[0], big)
         carry = (jnp.concatenate([big[None], value]), above1, jnp.concatenate([no_origin[:1], origin]), origin1)
         return carry, (value[end_row], origin[end_row])
 
