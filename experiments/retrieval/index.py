@@ -77,12 +77,12 @@ class BruteForceIndex:
 
     Args:
       chunk_size: database rows per step of the scan.
-      query_chunk: queries per device call (the last call is padded: one compilation).
+      query_chunk: queries per device call (every call is padded to it: one compilation).
     """
 
     name = "brute force (jnp)"
 
-    def __init__(self, *, chunk_size: int = 16384, query_chunk: int = 256):
+    def __init__(self, *, chunk_size: int = 16384, query_chunk: int = 64):
         self.chunk_size = chunk_size
         self.query_chunk = query_chunk
         self._chunks = None
@@ -102,7 +102,7 @@ class BruteForceIndex:
     def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries, "queries")
         k = min(int(k), self.size)
-        block = min(self.query_chunk, queries.shape[0])
+        block = self.query_chunk  # every call padded to this many queries: one compilation
         distances, ids = [], []
         for start in range(0, queries.shape[0], block):
             q = queries[start:start + block]
