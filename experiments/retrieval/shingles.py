@@ -149,7 +149,7 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
     n_items = len(database.item_ids)
     scores = np.full((len(queries), n_items), -np.inf, np.float32)
     variants = [q if embed is None else embed(q) for q in queries]
-    nn.search(variants[0][:1], 1)  # warm-up: compile the brute-force kernel outside the timing
+    nn.search(variants[0][:1], k)  # warm-up: compile the brute-force kernel (k is static) outside the timing
     start = time.perf_counter()
     found = [nn.search(v, k) if len(v) else None for v in variants]
     query_ms = 1000.0 * (time.perf_counter() - start) / max(len(queries), 1)
