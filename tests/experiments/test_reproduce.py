@@ -9,5 +9,11 @@ def test_report_has_every_section_and_figure(tmp_path, monkeypatch):
     text = report.read_text()
     assert "## Soft-DTW explained" in text and "## Music synchronization" in text
     assert "| linear (diagonal) |" in text
-    for figure in ("expected_alignment.png", "synchronization.png"):
+    for section in ("## Theme retrieval", "## Audio matching", "## Shingle retrieval",
+                    "## Nearest-neighbour search"):
+        assert section in text
+    assert "| enhanced | 1.000 |" in text  # tiny: every theme finds its piece first
+    assert "| raw | 240 | HNSW |" in text and "| 240 | 2000 | HNSW (hnswlib) |" in text
+    for figure in ("expected_alignment.png", "synchronization.png", "matching_curve.png",
+                   "shingle_dimension.png", "index_scale.png"):
         assert (tmp_path / "report" / figure).stat().st_size > 10_000
