@@ -1,0 +1,212 @@
+"""Corpus size/build time, synchronization accuracy, and the cost of a 20-minute pair.
+
+Prints tables (markdown) of:
+  1. the embedded corpus (conf/data/small.yaml): pieces, versions, minutes of audio, build time;
+     the full corpus (conf/data/full.yaml) estimated from an evenly spaced subset;
+  2. audio-audio synchronization beat error on every pair of versions of each
+     piece of the small corpus (full resolution vs multiscale vs linear), and
+     score-audio synchronization;
+  3. time and peak memory of multiscale vs full-resolution DTW on a synthetic
+     pair of ~20-minute recordings (concatenated chorales), each alignment in a
+     fresh subprocess so that peak RSS is its own.
+
+Usage:
+    python benchmarks/sync_accuracy.py [--cache DIR] [--full-subset 12] [--long-minutes 20]
+                                       [--full-rates 5,10] [--skip-long]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import sync  # noqa: E402
+from experiments.data import corpus as corpus_lib  # noqa: E402
+from experiments.data.performance import render_version  # noqa: E402
+from experiments.data.score import resolve_corpus_paths  # noqa: E402
+
+
+def load_config(name: str, cache_dir: str) -> corpus_lib.CorpusConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf" / "data"), version_base=None):
+        cfg = compose(config_name=name)
+    config = corpus_lib.CorpusConfig.from_mapping(cfg)
+    return corpus_lib.dataclasses.replace(config, cache_dir=cache_dir)
+
+
+def corpus_table(cache_dir: str, full_subset: int) -> corpus_lib.Corpus:
+    small = corpus_lib.build_corpus(load_config("small", cache_dir), progress=False)
+    rows = [("small", small.summary())]
+    full_config = load_config("full", cache_dir)
+    all_sources = resolve_corpus_paths(full_config.pieces)
+    step = max(1, len(all_sources) // full_subset)
+    subset = tuple(all_sources[::step][:full_subset])
+    sub = corpus_lib.build_corpus(corpus_lib.dataclasses.replace(full_config, name="full-subset", pieces=subset),
+                                  progress=False)
+    scale = len(all_sources) / len(sub.pieces)
+    print("\n## Corpus\n")
+    print("| corpus | pieces | versions | minutes of audio | build time (s) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, s in rows:
+        print(f"| {name} | {s['pieces']} | {s['versions']} | {s['minutes']:.1f} | {s['build_seconds']:.1f} |")
+    s = sub.summary()
+    print(f"| full: subset measured | {s['pieces']} | {s['versions']} | {s['minutes']:.1f} | {s['build_seconds']:.1f} |")
+    print(f"| full: estimate (x{scale:.1f}) | {len(all_sources)} | {int(s['versions'] * scale)} | "
+          f"{s['minutes'] * scale:.0f} | {s['build_seconds'] * scale:.0f} |")
+    return small
+
+
+def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
+    configs = {
+        "full resolution": sync.SyncConfig(rate_hz=rate_hz),
+        "multiscale": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0, band_radius_s=2.0,
+                                      tile_frames=200),
+        "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens"),
+    }
+    errors = {name: [] for name in [*configs, "linear (diagonal)"]}
+    chroma_cache = {}
+    for piece_id in corpus.pieces:
+        for a, b in itertools.combinations(corpus.versions_of(piece_id), 2):
+            for name, config in configs.items():
+                key = lambda v: (v.version_id, config.feature)  # noqa: E731
+                for v in (a, b):
+                    if key(v) not in chroma_cache:
+                        chroma_cache[key(v)] = sync.audio_chroma(v.load_audio(), v.sample_rate, config)
+                x, y = chroma_cache[key(a)], chroma_cache[key(b)]
+                result = sync.align(x, y, config)
+                errors[name].append(sync.beat_errors(result.path, rate_hz, a.beats_s, b.beats_s))
+            errors["linear (diagonal)"].append(
+                sync.beat_errors(sync.linear_path(len(x), len(y)), rate_hz, a.beats_s, b.beats_s))
+    score_errors = []
+    for v in corpus.versions:
+        piece = corpus.pieces[v.piece_id]
+        result = sync.sync_score_audio(piece, v.load_audio(), v.sample_rate, configs["full resolution"])
+        score_errors.append(sync.beat_errors(result.path, rate_hz, piece.beats_q * 60 / piece.qpm, v.beats_s))
+    errors["score-audio, full resolution"] = score_errors
+    n_pairs = len(errors["full resolution"])
+    print(f"\n## Synchronization beat error ({corpus.config.name} corpus, {n_pairs} version pairs, "
+          f"{sum(len(e) for e in errors['full resolution'])} beats, chroma at {rate_hz:g} Hz)\n")
+    print("| method | mean (ms) | median (ms) | <= 50 ms (%) | <= 100 ms (%) | <= 200 ms (%) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, errs in errors.items():
+        s = sync.beat_error_stats(np.concatenate(errs))
+        print(f"| {name} | {s['mean_ms']:.1f} | {s['median_ms']:.1f} | {s['within_50ms_pct']:.1f} | "
+              f"{s['within_100ms_pct']:.1f} | {s['within_200ms_pct']:.1f} |")
+
+
+def make_long_pair(corpus: corpus_lib.Corpus, minutes: float, workdir: Path, rate_hz: float) -> Path:
+    """Render two versions of a ~``minutes``-long concatenation of chorales; save their chroma."""
+    from experiments.data.score import parse_score, piece_from_score
+
+    sources = resolve_corpus_paths(["bach/bwv*.mxl"])
+    pieces, total_s = [], 0.0
+    for source in sources:
+        piece = piece_from_score(parse_score(source), source=source)
+        pieces.append(piece)
+        total_s += piece.end_q * 60.0 / pieces[0].qpm  # the concatenation plays at the first tempo
+        if total_s >= minutes * 60.0:
+            break
+    long_piece = corpus_lib.concatenate_pieces(pieces, "long")
+    config = corpus_lib.dataclasses.replace(corpus.config, performance=corpus_lib.PerformanceRanges(
+        tempo_factor=(0.85, 1.15)))
+    out = {}
+    for k in range(2):
+        version = corpus_lib.make_version(long_piece, config, k)
+        audio = render_version(version)
+        out[f"x{k}"] = sync.audio_chroma(audio, version.sample_rate, sync.SyncConfig(rate_hz=rate_hz))
+        out[f"beats{k}"] = version.beats_s
+        out[f"minutes{k}"] = version.duration_s / 60.0
+    path = workdir / "long_pair.npz"
+    np.savez(path, **out)
+    return path
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB.
+
+    Read from /proc (VmHWM), because ``getrusage``'s ru_maxrss survives
+    ``exec`` on Linux and would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _align_child(npz: str, rate_hz: float, multiscale: bool) -> None:
+    data = np.load(npz)
+    x, y = data["x0"], data["x1"]
+    factor = int(round(20.0 / rate_hz))  # features were saved at 20 Hz
+    if factor > 1:
+        x, y = sync._block_mean(x, factor), sync._block_mean(y, factor)
+    # 1 Hz coarse level: a 20-minute pair is then a ~1200 x 1200 coarse table.
+    config = sync.SyncConfig(rate_hz=rate_hz, multiscale=multiscale, coarse_rate_hz=1.0, tile_frames=400)
+    baseline = _peak_rss_mib()
+    started = time.perf_counter()
+    result = sync.align(x, y, config)
+    seconds = time.perf_counter() - started
+    errors = sync.beat_errors(result.path, rate_hz, data["beats0"], data["beats1"])
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": _peak_rss_mib(),
+                      "rss_before_mib": baseline, "cells": result.cells,
+                      "frames": [len(x), len(y)], **sync.beat_error_stats(errors)}))
+
+
+def long_pair_table(corpus, minutes: float, full_rates: list[float]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        npz = make_long_pair(corpus, minutes, Path(tmp), 20.0)
+        data = np.load(npz)
+        print(f"\n## A {data['minutes0']:.1f}-minute / {data['minutes1']:.1f}-minute pair "
+              f"(rendered + chroma in {time.perf_counter() - started:.0f} s)\n")
+        print("| mode | rate (Hz) | frames | cost cells | time (s) | peak RSS (MiB) | RSS before (MiB) | mean / median error (ms) | <= 50 ms (%) |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |")
+        runs = [(20.0, True)] + [(rate, False) for rate in full_rates]
+        for rate, multiscale in runs:
+            code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r});"
+                    f"import sync_accuracy as b; b._align_child({str(npz)!r}, {rate}, {multiscale})")
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"| {'multiscale' if multiscale else 'full'} | {rate:g} | failed: "
+                      f"{proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"| {'multiscale' if multiscale else 'full resolution'} | {rate:g} | {r['frames'][0]} x {r['frames'][1]} | "
+                  f"{r['cells']:.3g} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['rss_before_mib']:.0f} | "
+                  f"{r['mean_ms']:.0f} / {r['median_ms']:.0f} | {r['within_50ms_pct']:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
+    parser.add_argument("--full-subset", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--long-minutes", type=float, default=20.0)
+    parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
+    parser.add_argument("--skip-long", action="store_true")
+    args = parser.parse_args()
+    small = corpus_table(args.cache, args.full_subset)
+    accuracy_table(small, args.rate)
+    if not args.skip_long:
+        rates = [float(r) for r in args.full_rates.split(",") if r]
+        long_pair_table(small, args.long_minutes, rates)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""The embedded corpus: music21 scores rendered in several versions, cached on disk.
+
+``build_corpus(config)`` parses the configured scores from music21's bundled
+corpus, draws ``versions_per_piece`` performances of each
+(:mod:`experiments.data.performance`), renders them with the project's
+synthesizer and stores audio (float32 WAV) and ground truth (JSON) under
+``{cache_dir}/{name}-{hash of the config}/``. The folder is complete when
+``manifest.json`` exists (written last); a second call loads it without
+rendering. Every file is written atomically, so an interrupted build resumes
+where it stopped and never leaves a half-written file.
+
+Layout::
+
+    {root}/manifest.json            config, ids, sizes, build time
+    {root}/pieces/{piece_id}.json   Piece (score time)
+    {root}/versions/{version_id}.json, .wav   Version ground truth + audio
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from experiments.data import cache
+from experiments.data.performance import (PerformanceRanges, perform, render_version,
+                                          sample_performance, version_seed)
+from experiments.data.score import ScoreLoadError, parse_score, piece_from_score, resolve_corpus_paths
+from experiments.data.types import (NoteEvent, Performance, Piece, ScoreNote, Theme, TimeMap,
+                                    Version)
+
+__all__ = [
+    "Corpus",
+    "CorpusConfig",
+    "build_corpus",
+    "concatenate_pieces",
+    "corpus_root",
+    "load_corpus",
+    "make_version",
+    "piece_from_dict",
+    "piece_to_dict",
+    "version_from_dict",
+    "version_to_dict",
+]
+
+# Bump when the renderer or the stored format changes: old caches are then ignored.
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+    """What to build (see ``conf/data/*.yaml``).
+
+    Attributes:
+      name: label of the corpus (prefix of its cache folder).
+      pieces: music21 corpus paths or globs (e.g. ``"bach/bwv2*"``), or score files.
+      max_pieces: keep the first ``max_pieces`` matches (``None``: all).
+      versions_per_piece: number of rendered versions of each piece.
+      max_measures: truncate every score to its first measures (``None``: whole).
+      theme_measures: theme length in measures (see :class:`~experiments.data.types.Theme`).
+      sample_rate: audio sample rate in Hz.
+      default_qpm: tempo (quarters per minute) of scores without a metronome mark.
+      seed: base seed of all versions.
+      performance: ranges of the performance parameters.
+      cache_dir: folder of the cache (not part of the hash).
+    """
+
+    name: str = "small"
+    pieces: tuple[str, ...] = ("bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv26.6")
+    max_pieces: int | None = None
+    versions_per_piece: int = 3
+    max_measures: int | None = None
+    theme_measures: int = 4
+    sample_rate: int = 22050
+    default_qpm: float = 90.0
+    seed: int = 0
+    performance: PerformanceRanges = PerformanceRanges()
+    cache_dir: str = ".cache/sdtw-retrieval"
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> "CorpusConfig":
+        """From a plain dict or an OmegaConf ``DictConfig`` (e.g. ``cfg.data``)."""
+        try:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(mapping, DictConfig):
+                mapping = OmegaConf.to_container(mapping, resolve=True)
+        except ImportError:  # pragma: no cover - hydra is a dependency
+            pass
+        values = dict(mapping)
+        values.pop("_target_", None)
+        values.pop("features", None)  # the feature config shares the data node; see FeatureConfig
+        fields = {f.name for f in dataclasses.fields(cls)}
+        extra = set(values) - fields
+        if extra:
+            raise ValueError(f"unknown corpus option(s): {sorted(extra)}")
+        if "performance" in values and not isinstance(values["performance"], PerformanceRanges):
+            values["performance"] = PerformanceRanges.from_mapping(values["performance"])
+        if "pieces" in values:
+            values["pieces"] = tuple(values["pieces"])
+        return cls(**values)
+
+    def cache_key(self) -> str:
+        """Hash of everything that changes the content (not ``cache_dir``)."""
+        payload = dataclasses.asdict(self)
+        payload.pop("cache_dir")
+        payload["format"] = FORMAT_VERSION
+        return cache.config_hash(payload)
+
+
+@dataclasses.dataclass
+class Corpus:
+    """A built corpus: pieces (score time) and versions (audio + ground truth).
+
+    Attributes:
+      root: cache folder.
+      config: the config it was built from.
+      pieces: piece_id -> :class:`Piece`.
+      versions: all versions, grouped by piece, in build order.
+      build_seconds: wall time of the build that produced it.
+    """
+
+    root: Path
+    config: CorpusConfig
+    pieces: dict[str, Piece]
+    versions: list[Version]
+    build_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def __iter__(self) -> Iterator[Version]:
+        return iter(self.versions)
+
+    def versions_of(self, piece_id: str) -> list[Version]:
+        return [v for v in self.versions if v.piece_id == piece_id]
+
+    def version(self, version_id: str) -> Version:
+        for v in self.versions:
+            if v.version_id == version_id:
+                return v
+        raise KeyError(version_id)
+
+    @property
+    def total_seconds(self) -> float:
+        """Total audio duration in seconds."""
+        return float(sum(v.duration_s for v in self.versions))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.config.name,
+            "pieces": len(self.pieces),
+            "versions": len(self.versions),
+            "minutes": round(self.total_seconds / 60.0, 2),
+            "build_seconds": round(self.build_seconds, 1),
+            "root": str(self.root),
+        }
+
+
+# ----------------------------------------------------------------------------- serialisation
+def _notes_to_rows(notes) -> list[list[float]]:
+    return [[n.onset_q, n.offset_q, n.pitch, n.part] for n in notes]
+
+
+def _score_notes(rows) -> tuple[ScoreNote, ...]:
+    return tuple(ScoreNote(float(a), float(b), int(p), int(k)) for a, b, p, k in rows)
+
+
+def piece_to_dict(piece: Piece) -> dict[str, Any]:
+    d = dataclasses.asdict(piece)
+    d["notes"] = _notes_to_rows(piece.notes)
+    d["theme"] = {"part": piece.theme.part, "start_q": piece.theme.start_q,
+                  "end_q": piece.theme.end_q, "notes": _notes_to_rows(piece.theme.notes)}
+    return d
+
+
+def piece_from_dict(d: Mapping[str, Any]) -> Piece:
+    t = d["theme"]
+    return Piece(
+        piece_id=d["piece_id"], source=d["source"], title=d["title"], composer=d["composer"],
+        part_names=tuple(d["part_names"]), qpm=float(d["qpm"]), notes=_score_notes(d["notes"]),
+        beats_q=np.asarray(d["beats_q"], dtype=np.float64),
+        measures_q=np.asarray(d["measures_q"], dtype=np.float64), end_q=float(d["end_q"]),
+        theme=Theme(int(t["part"]), float(t["start_q"]), float(t["end_q"]), _score_notes(t["notes"])),
+    )
+
+
+def version_to_dict(version: Version) -> dict[str, Any]:
+    return {
+        "version_id": version.version_id, "piece_id": version.piece_id, "index": version.index,
+        "performance": dataclasses.asdict(version.performance), "sample_rate": version.sample_rate,
+        "duration_s": version.duration_s, "time_map": version.time_map.to_dict(),
+        "notes": [[n.onset_s, n.offset_s, n.pitch, n.part, n.velocity] for n in version.notes],
+        "beats_s": version.beats_s, "measures_s": version.measures_s,
+        "theme_start_s": version.theme_start_s, "theme_end_s": version.theme_end_s,
+    }
+
+
+def version_from_dict(d: Mapping[str, Any], audio_path: Path | None = None) -> Version:
+    perf = dict(d["performance"])
+    perf["instruments"] = tuple(perf["instruments"])
+    return Version(
+        version_id=d["version_id"], piece_id=d["piece_id"], index=int(d["index"]),
+        performance=Performance(**perf), sample_rate=int(d["sample_rate"]),
+        duration_s=float(d["duration_s"]), time_map=TimeMap.from_dict(d["time_map"]),
+        notes=tuple(NoteEvent(float(a), float(b), int(p), int(k), float(v)) for a, b, p, k, v in d["notes"]),
+        beats_s=np.asarray(d["beats_s"], dtype=np.float64),
+        measures_s=np.asarray(d["measures_s"], dtype=np.float64),
+        theme_start_s=float(d["theme_start_s"]), theme_end_s=float(d["theme_end_s"]),
+        audio_path=audio_path,
+    )
+
+
+# ----------------------------------------------------------------------------- build / load
+def corpus_root(config: CorpusConfig) -> Path:
+    """Cache folder of a config: ``{cache_dir}/{name}-{cache_key}``."""
+    return Path(config.cache_dir).expanduser() / f"{config.name}-{config.cache_key()}"
+
+
+def load_corpus(root: str | Path) -> Corpus:
+    """Load a complete corpus folder (audio stays on disk until ``Version.load_audio``)."""
+    root = Path(root)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"no complete corpus at {root} (manifest.json missing)")
+    manifest = cache.read_json(manifest_path)
+    config = CorpusConfig.from_mapping(manifest["config"])
+    pieces = {pid: piece_from_dict(cache.read_json(root / "pieces" / f"{pid}.json"))
+              for pid in manifest["pieces"]}
+    versions = [version_from_dict(cache.read_json(root / "versions" / f"{vid}.json"),
+                                  root / "versions" / f"{vid}.wav") for vid in manifest["versions"]]
+    return Corpus(root, config, pieces, versions, float(manifest.get("build_seconds", 0.0)))
+
+
+def _load_or_parse_piece(root: Path, source: str, config: CorpusConfig) -> Piece:
+    path = root / "pieces" / f"{_piece_id(source)}.json"
+    if path.exists():
+        return piece_from_dict(cache.read_json(path))
+    piece = piece_from_score(parse_score(source), source=source, theme_measures=config.theme_measures,
+                             max_measures=config.max_measures, default_qpm=config.default_qpm)
+    cache.write_json(path, piece_to_dict(piece))
+    return piece
+
+
+def _piece_id(source: str) -> str:
+    from experiments.data.score import piece_id_for
+
+    return piece_id_for(source)
+
+
+def concatenate_pieces(pieces: list[Piece], piece_id: str) -> Piece:
+    """One long piece that plays ``pieces`` one after another (e.g. for 20-minute recordings).
+
+    Score times of piece ``k`` are shifted by the summed lengths of the
+    pieces before it; the tempo and the theme are those of the first piece.
+    Parts are matched by index (the result has as many parts as the widest piece).
+    """
+    notes, beats, measures, offset = [], [], [], 0.0
+    for piece in pieces:
+        notes += [ScoreNote(n.onset_q + offset, n.offset_q + offset, n.pitch, n.part) for n in piece.notes]
+        beats.append(piece.beats_q + offset)
+        measures.append(piece.measures_q + offset)
+        offset += piece.end_q
+    widest = max(pieces, key=lambda p: len(p.part_names))
+    first = pieces[0]
+    return dataclasses.replace(
+        first, piece_id=piece_id, source="+".join(p.source for p in pieces), title=piece_id,
+        part_names=widest.part_names, notes=tuple(notes), beats_q=np.concatenate(beats),
+        measures_q=np.concatenate(measures), end_q=offset)
+
+
+def make_version(piece: Piece, config: CorpusConfig, index: int) -> Version:
+    """Ground truth of version ``index`` of ``piece`` under ``config`` (no audio)."""
+    seed = version_seed(config.seed, piece.piece_id, index)
+    performance = sample_performance(config.performance, len(piece.part_names), seed)
+    return perform(piece, performance, config.performance, sample_rate=config.sample_rate, index=index)
+
+
+def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = True,
+                 rebuild: bool = False) -> Corpus:
+    """Build (or load from the cache) the corpus described by ``config``.
+
+    Scores that music21 cannot parse are reported with a warning naming the
+    file and skipped; the rest of the corpus is built.
+
+    Args:
+      config: a :class:`CorpusConfig` or a mapping (e.g. the Hydra ``data`` node).
+      progress: show tqdm progress bars.
+      rebuild: ignore a complete cache and render again.
+
+    Returns:
+      The :class:`Corpus`; ``build_seconds`` is the wall time of the build
+      that rendered it (stored in the manifest, also when loaded from the cache).
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, CorpusConfig):
+        config = CorpusConfig.from_mapping(config)
+    root = corpus_root(config)
+    if (root / "manifest.json").exists() and not rebuild:
+        return load_corpus(root)
+    started = time.perf_counter()
+    sources = resolve_corpus_paths(config.pieces)
+    if not sources:
+        raise ValueError(f"no music21 corpus file matches {list(config.pieces)}")
+    pieces: dict[str, Piece] = {}
+    for source in tqdm(sources, desc="parse scores", disable=not progress):
+        if config.max_pieces is not None and len(pieces) >= config.max_pieces:
+            break
+        try:
+            piece = _load_or_parse_piece(root, source, config)
+        except ScoreLoadError as exc:
+            warnings.warn(f"skipping {source}: {exc}", stacklevel=2)
+            continue
+        pieces[piece.piece_id] = piece
+    if not pieces:
+        raise ValueError(f"none of the scores {sources} could be parsed")
+    versions = []
+    jobs = [(piece, k) for piece in pieces.values() for k in range(config.versions_per_piece)]
+    for piece, k in tqdm(jobs, desc="render versions", disable=not progress):
+        versions.append(_render_or_load(root, piece, config, k, rebuild))
+    build_seconds = time.perf_counter() - started
+    corpus = Corpus(root, config, pieces, versions, build_seconds)
+    cache.write_json(root / "manifest.json", {
+        "format": FORMAT_VERSION, "config": dataclasses.asdict(config),
+        "pieces": list(pieces), "versions": [v.version_id for v in versions],
+        "build_seconds": build_seconds, "summary": corpus.summary(),
+    })
+    return corpus
+
+
+def _render_or_load(root: Path, piece: Piece, config: CorpusConfig, index: int, rebuild: bool) -> Version:
+    version = make_version(piece, config, index)
+    json_path = root / "versions" / f"{version.version_id}.json"
+    wav_path = root / "versions" / f"{version.version_id}.wav"
+    if rebuild or not (json_path.exists() and wav_path.exists()):
+        # Audio first, ground truth second: a JSON file implies its audio is complete.
+        cache.write_wav(wav_path, render_version(version), version.sample_rate)
+        cache.write_json(json_path, version_to_dict(version))
+    return dataclasses.replace(version, audio_path=wav_path)

@@ -1,0 +1,170 @@
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import timebase
+from experiments.data import cache, synth
+from experiments.data.corpus import (CorpusConfig, build_corpus, corpus_root, load_corpus,
+                                     make_version)
+from experiments.data.performance import PerformanceRanges, render_version
+from experiments.data.types import NoteEvent
+
+
+class TestSynth:
+    @pytest.mark.parametrize("name", sorted(synth.INSTRUMENTS))
+    def test_note_starts_on_its_sample(self, name):
+        sr = 22050
+        onset_s = 0.5123
+        audio = synth.render_notes([NoteEvent(onset_s, onset_s + 0.3, 64, 0)], [name], sr, duration_s=1.2)
+        n0 = int(timebase.seconds_to_samples(onset_s, sr))
+        assert np.all(audio[:n0] == 0.0)
+        assert np.max(np.abs(audio[n0:n0 + int(0.05 * sr)])) > 1e-3
+
+    def test_pitch_and_tuning(self):
+        sr = 22050
+        inst = dataclasses.replace(synth.INSTRUMENTS["organ"], partials=(1.0,))
+        wave = synth.render_note(inst, 69, 1.0, sr, tuning_cents=20.0)
+        spectrum = np.abs(np.fft.rfft(wave[: sr] * np.hanning(sr)))
+        peak_hz = np.argmax(spectrum) * sr / sr
+        assert peak_hz == pytest.approx(440.0 * 2 ** (20 / 1200), abs=1.0)
+
+    def test_reverb_keeps_onset(self):
+        rng = np.random.default_rng(0)
+        signal = np.zeros(22050)
+        signal[1000] = 1.0
+        wet = synth.add_reverb(signal, 0.5, 22050, rng)
+        # FFT convolution leaves round-off (~1e-17) only before the direct sound.
+        assert np.max(np.abs(wet[:1000])) < 1e-12 and wet[1000] == pytest.approx(1.0)
+
+
+class TestGroundTruth:
+    def test_onsets_sit_where_the_map_says(self, tiny_corpus):
+        """Detected onsets of a dry piano render match the ground-truth onsets."""
+        import librosa
+
+        ranges = PerformanceRanges(instruments=("piano",), snr_db=(200.0, 200.0), rt60_s=(0.0, 0.0))
+        config = dataclasses.replace(tiny_corpus.config, performance=ranges)
+        piece = tiny_corpus.pieces["bach-bwv66.6"]
+        version = make_version(piece, config, 0)
+        audio = render_version(version)
+        sr, hop = version.sample_rate, 64
+        envelope = librosa.onset.onset_strength(y=audio, sr=sr, hop_length=hop)
+        detected = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop,
+                                              units="time", backtrack=False)
+        truth = np.unique([n.onset_s for n in version.notes])
+        # the score time of each onset maps to that same instant
+        onsets_q = np.unique([n.onset_q for n in piece.notes])
+        np.testing.assert_allclose(version.time_map.to_seconds(onsets_q), truth, atol=1e-9)
+        deviation = np.min(np.abs(truth[:, None] - detected[None, :]), axis=1)
+        assert np.median(deviation) < 0.012
+        assert np.all(deviation < 0.03), deviation
+
+    def test_beats_measures_theme_consistent(self, tiny_corpus):
+        for version in tiny_corpus:
+            piece = tiny_corpus.pieces[version.piece_id]
+            assert len(version.beats_s) == len(piece.beats_q) > 0
+            assert np.all(np.diff(version.beats_s) > 0)
+            np.testing.assert_allclose(version.beats_s, version.time_map.to_seconds(piece.beats_q))
+            np.testing.assert_allclose(version.time_map.to_quarters(version.beats_s), piece.beats_q, atol=1e-9)
+            assert version.beats_s[0] == pytest.approx(version.performance.lead_in_s)
+            assert 0 < version.theme_start_s < version.theme_end_s < version.duration_s
+            theme = piece.theme
+            assert theme.notes and all(n.part == theme.part for n in theme.notes)
+            assert all(theme.start_q <= n.onset_q < theme.end_q for n in theme.notes)
+
+    def test_tempo_and_tuning_within_ranges(self, tiny_corpus):
+        ranges = tiny_corpus.config.performance
+        for version in tiny_corpus:
+            perf = version.performance
+            assert ranges.tempo_factor[0] <= perf.tempo_factor <= ranges.tempo_factor[1]
+            assert abs(perf.tuning_cents) <= ranges.tuning_cents
+            assert perf.transpose in ranges.transpose_semitones
+
+    def test_transposition_shifts_pitches(self, tiny_corpus):
+        config = dataclasses.replace(tiny_corpus.config,
+                                     performance=PerformanceRanges(transpose_semitones=(3,)))
+        piece = tiny_corpus.pieces["bach-bwv66.6"]
+        version = make_version(piece, config, 0)
+        assert [n.pitch for n in version.notes] == [n.pitch + 3 for n in piece.notes]
+
+
+class TestDeterminism:
+    def test_same_config_same_audio(self, tiny_corpus):
+        version = tiny_corpus.versions[0]
+        first = render_version(version)
+        second = render_version(make_version(tiny_corpus.pieces[version.piece_id], tiny_corpus.config,
+                                             version.index))
+        assert np.array_equal(first, second)
+        assert np.array_equal(first, version.load_audio())  # the cache stores the exact samples
+
+    def test_versions_differ(self, tiny_corpus):
+        a, b = tiny_corpus.versions_of("bach-bwv66.6")[:2]
+        assert a.performance != b.performance
+        assert a.duration_s != b.duration_s
+
+
+class TestCache:
+    def test_second_build_loads(self, tiny_corpus, tiny_config):
+        again = build_corpus(tiny_config, progress=False)
+        assert again.root == tiny_corpus.root
+        assert [v.version_id for v in again] == [v.version_id for v in tiny_corpus]
+        assert again.pieces.keys() == tiny_corpus.pieces.keys()
+        v0, w0 = tiny_corpus.versions[0], again.versions[0]
+        assert v0.notes == w0.notes and v0.performance == w0.performance
+        np.testing.assert_array_equal(v0.beats_s, w0.beats_s)
+        assert again.summary()["versions"] == 4
+
+    def test_key_ignores_cache_dir_but_not_content(self, tiny_config):
+        assert tiny_config.cache_key() == dataclasses.replace(tiny_config, cache_dir="/elsewhere").cache_key()
+        assert tiny_config.cache_key() != dataclasses.replace(tiny_config, seed=1).cache_key()
+
+    def test_incomplete_folder_is_not_loaded(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="manifest.json"):
+            load_corpus(tmp_path)
+
+    def test_interrupted_build_resumes(self, tiny_config, tmp_path):
+        config = dataclasses.replace(tiny_config, cache_dir=str(tmp_path), pieces=("bach/bwv66.6",),
+                                     max_measures=2)
+        corpus = build_corpus(config, progress=False)
+        root = corpus_root(config)
+        (root / "manifest.json").unlink()
+        (root / "versions" / f"{corpus.versions[1].version_id}.json").unlink()
+        resumed = build_corpus(config, progress=False)
+        assert [v.version_id for v in resumed] == [v.version_id for v in corpus]
+        assert not list(root.rglob("*.tmp.*"))
+
+    def test_atomic_write_leaves_nothing_on_failure(self, tmp_path):
+        target = tmp_path / "file.json"
+        cache.write_json(target, {"ok": 1})
+
+        def broken(tmp):
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+
+        with pytest.raises(RuntimeError):
+            cache.atomic_write(target, broken)
+        assert json.loads(target.read_text()) == {"ok": 1}
+        assert os.listdir(tmp_path) == ["file.json"]
+
+    def test_unparseable_piece_is_skipped(self, tiny_config, tmp_path):
+        broken = tmp_path / "broken.musicxml"
+        broken.write_text("<score-partwise><part id='P1'><measure")
+        config = dataclasses.replace(tiny_config, cache_dir=str(tmp_path / "cache"), max_measures=2,
+                                     pieces=("bach/bwv66.6", str(broken)), versions_per_piece=1)
+        with pytest.warns(UserWarning, match="broken.musicxml"):
+            corpus = build_corpus(config, progress=False)
+        assert list(corpus.pieces) == ["bach-bwv66.6"]
+
+
+def test_config_from_hydra_yaml(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    conf_dir = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "data")
+    with initialize_config_dir(config_dir=os.path.abspath(conf_dir), version_base=None):
+        for name in ("small", "full", "tiny"):
+            config = CorpusConfig.from_mapping(compose(config_name=name))
+            assert config.name == name and config.sample_rate == 22050
+            assert 0.6 <= config.performance.tempo_factor[0] < config.performance.tempo_factor[1] <= 1.5
