@@ -67,11 +67,11 @@ class Checkpoints:
                  keep_latest: int = 2, keep_best: int = 2):
         self.directory = Path(directory).absolute()
         self.model_config = model_config
+        self.save_every = save_every
         self.latest = ocp.CheckpointManager(
             self.directory / "latest",
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep_latest, save_interval_steps=save_every,
-                enable_async_checkpointing=False, create=True,
+                max_to_keep=keep_latest, enable_async_checkpointing=False, create=True,
             ),
         )
         self.best = ocp.CheckpointManager(
@@ -87,11 +87,15 @@ class Checkpoints:
         return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
 
     def save_latest(self, step: int, state: dict, *, force: bool = False) -> bool:
-        """Save if `step` is due (every `save_every` steps) or `force`; True if saved."""
-        return self.latest.save(step, args=self._args(state, step), force=force)
+        """Save if `step` is due (a multiple of `save_every`) or `force`; True if saved."""
+        if not (force or step % self.save_every == 0) or step in self.latest.all_steps():
+            return False
+        return self.latest.save(step, args=self._args(state, step), force=True)
 
     def save_best(self, step: int, state: dict, score: float) -> None:
         """Offer the state with its validation `score`; kept if among the best k."""
+        if step in self.best.all_steps():  # already offered before an interruption
+            return
         self.best.save(step, args=self._args(state, step, {"score": score}),
                        metrics={"score": score}, force=True)
 
