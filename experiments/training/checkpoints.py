@@ -38,8 +38,8 @@ def _differences(saved: dict, current: dict) -> list[str]:
 def training_state(model: nnx.Module, optimizer: nnx.Optimizer) -> dict[str, Any]:
     """Pure-dict pytree of what a resumed run needs: parameters and optimizer state (incl. its step)."""
     return {
-        "model": nnx.state(model).to_pure_dict(),
-        "optimizer": nnx.state(optimizer).to_pure_dict(),
+        "model": nnx.to_pure_dict(nnx.state(model)),
+        "optimizer": nnx.to_pure_dict(nnx.state(optimizer)),
     }
 
 
