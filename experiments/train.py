@@ -16,6 +16,7 @@ Sweeps: `-m` over any value, locally in parallel with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from pathlib import Path
@@ -42,9 +43,17 @@ log = logging.getLogger(__name__)
 logging.getLogger("absl").setLevel(logging.WARNING)
 
 
-def run_name(override_dirname: str) -> str:
-    """Folder name of a run from its command-line overrides ("default" for none)."""
-    return override_dirname.replace("/", "_") or "default"
+def run_name(override_dirname: str, max_length: int = 120) -> str:
+    """Folder name of a run from its command-line overrides ("default" for none).
+
+    Long override lists are cut and completed by a hash of the full list, so
+    the name stays a valid file name and still identifies the command.
+    """
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name) <= max_length:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[:max_length - 11]}-{digest}"
 
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)

@@ -176,8 +176,44 @@ class TestMultirun:
         result = subprocess.run([sys.executable, "-m", "experiments.train", "-m", *overrides], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
-        runs = {p.name: p for p in (tmp_path / "deep_chroma" / "multiruns").iterdir() if p.is_dir()}
-        good = next(p for name, p in runs.items() if "batch_size=4" in name)
-        bad = next(p for name, p in runs.items() if "batch_size=3" in name)
-        assert (good / "metrics.csv").exists() and not (good / "error.txt").exists()
-        assert "not divisible" in (bad / "error.txt").read_text()
+        runs = [p for p in (tmp_path / "deep_chroma" / "multiruns").iterdir() if p.is_dir()]
+        assert len(runs) == 2
+        (bad,) = [p for p in runs if (p / "error.txt").exists()]
+        (good,) = [p for p in runs if p != bad]
+        assert "trainer.batch_size=3 is not divisible" in (bad / "error.txt").read_text()
+        assert (good / "metrics.csv").exists() and (good / "checkpoints" / "latest" / "2").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
+    """The real thing: SIGKILL the process after its first checkpoint, run the same command again."""
+    import signal
+    import time
+
+    import orbax.checkpoint as ocp
+
+    def command(log_dir):
+        changed = {"trainer.steps": "300", "trainer.save_every": "20", "trainer.val_every": "100"}
+        run = [o for o in TINY_RUN if o.split("=")[0] not in changed]
+        return [sys.executable, "-m", "experiments.train", *run, *TINY_MODEL["deep_chroma"],
+                "experiment=deep_chroma", *(f"{k}={v}" for k, v in changed.items()), f"paths.log_dir={log_dir}"]
+
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    subprocess.run(command(tmp_path / "straight"), cwd=ROOT, env=env, check=True, capture_output=True)
+    process = subprocess.Popen(command(tmp_path / "killed"), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("**/checkpoints/latest/20")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(command(tmp_path / "killed"), cwd=ROOT, env=env, check=True, capture_output=True)
+
+    def final_params(log_dir):
+        (folder,) = list(log_dir.glob("**/checkpoints/latest"))
+        with ocp.CheckpointManager(folder.absolute()) as manager:
+            assert manager.latest_step() == 300
+            return manager.restore(300, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state["model"]
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                 final_params(tmp_path / "straight"), final_params(tmp_path / "killed"))
