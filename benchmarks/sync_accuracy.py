@@ -18,7 +18,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import resource
@@ -40,12 +39,7 @@ from experiments.data.score import resolve_corpus_paths  # noqa: E402
 
 
 def load_config(name: str, cache_dir: str) -> corpus_lib.CorpusConfig:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf" / "data"), version_base=None):
-        cfg = compose(config_name=name)
-    config = corpus_lib.CorpusConfig.from_mapping(cfg)
-    return corpus_lib.dataclasses.replace(config, cache_dir=cache_dir)
+    return corpus_lib.corpus_config(name, cache_dir=cache_dir)
 
 
 def corpus_table(cache_dir: str, full_subset: int) -> corpus_lib.Corpus:
@@ -77,33 +71,13 @@ def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
                                       tile_frames=200),
         "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens"),
     }
-    errors = {name: [] for name in [*configs, "linear (diagonal)"]}
-    chroma_cache = {}
-    for piece_id in corpus.pieces:
-        for a, b in itertools.combinations(corpus.versions_of(piece_id), 2):
-            for name, config in configs.items():
-                key = lambda v: (v.version_id, config.feature)  # noqa: E731
-                for v in (a, b):
-                    if key(v) not in chroma_cache:
-                        chroma_cache[key(v)] = sync.audio_chroma(v.load_audio(), v.sample_rate, config)
-                x, y = chroma_cache[key(a)], chroma_cache[key(b)]
-                result = sync.align(x, y, config)
-                errors[name].append(sync.beat_errors(result.path, rate_hz, a.beats_s, b.beats_s))
-            errors["linear (diagonal)"].append(
-                sync.beat_errors(sync.linear_path(len(x), len(y)), rate_hz, a.beats_s, b.beats_s))
-    score_errors = []
-    for v in corpus.versions:
-        piece = corpus.pieces[v.piece_id]
-        result = sync.sync_score_audio(piece, v.load_audio(), v.sample_rate, configs["full resolution"])
-        score_errors.append(sync.beat_errors(result.path, rate_hz, piece.beats_q * 60 / piece.qpm, v.beats_s))
-    errors["score-audio, full resolution"] = score_errors
-    n_pairs = len(errors["full resolution"])
-    print(f"\n## Synchronization beat error ({corpus.config.name} corpus, {n_pairs} version pairs, "
-          f"{sum(len(e) for e in errors['full resolution'])} beats, chroma at {rate_hz:g} Hz)\n")
+    errors = sync.corpus_beat_errors(corpus, configs, progress=True)
+    print(f"\n## Synchronization beat error ({corpus.config.name} corpus, "
+          f"{len(errors['full resolution'])} beats, chroma at {rate_hz:g} Hz)\n")
     print("| method | mean (ms) | median (ms) | <= 50 ms (%) | <= 100 ms (%) | <= 200 ms (%) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, errs in errors.items():
-        s = sync.beat_error_stats(np.concatenate(errs))
+        s = sync.beat_error_stats(errs)
         print(f"| {name} | {s['mean_ms']:.1f} | {s['median_ms']:.1f} | {s['within_50ms_pct']:.1f} | "
               f"{s['within_100ms_pct']:.1f} | {s['within_200ms_pct']:.1f} |")
 

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from experiments import features, timebase
 from experiments.data.types import NoteEvent, Piece
@@ -48,6 +50,7 @@ __all__ = [
     "compress_chroma",
     "beat_error_stats",
     "beat_errors",
+    "corpus_beat_errors",
     "linear_path",
     "multiscale_path",
     "path_to_seconds",
@@ -354,6 +357,47 @@ def beat_error_stats(errors_s: np.ndarray) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- command line
+def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: bool = False
+                       ) -> dict[str, np.ndarray]:
+    """Beat errors (seconds) of every method on every pair of versions of each piece.
+
+    Args:
+      corpus: an :class:`experiments.data.Corpus`.
+      configs: method name -> synchronization config; all must share ``rate_hz``.
+      progress: show a progress bar over the pairs.
+
+    Returns:
+      method name -> all beat errors, plus ``"linear (diagonal)"``, the
+      baseline that stretches one version linearly onto the other, and
+      ``"score-audio"`` (each version against its score, first config).
+    """
+    rates = {config.rate_hz for config in configs.values()}
+    if len(rates) != 1:
+        raise ValueError(f"`configs` must share one rate_hz, got {sorted(rates)}")
+    rate_hz = rates.pop()
+    pairs = [pair for piece_id in corpus.pieces for pair in itertools.combinations(corpus.versions_of(piece_id), 2)]
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in [*configs, "linear (diagonal)", "score-audio"]}
+    chroma_cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def chroma(version, config):
+        key = (version.version_id, config.feature)
+        if key not in chroma_cache:
+            chroma_cache[key] = audio_chroma(version.load_audio(), version.sample_rate, config)
+        return chroma_cache[key]
+
+    for a, b in tqdm(pairs, desc="synchronizing version pairs", disable=not progress):
+        for name, config in configs.items():
+            x, y = chroma(a, config), chroma(b, config)
+            errors[name].append(beat_errors(align(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
+        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x), len(y)), rate_hz, a.beats_s, b.beats_s))
+    first = next(iter(configs.values()))
+    for v in corpus.versions:
+        piece = corpus.pieces[v.piece_id]
+        result = sync_score_audio(piece, v.load_audio(), v.sample_rate, first)
+        errors["score-audio"].append(beat_errors(result.path, rate_hz, piece.beats_q * 60 / piece.qpm, v.beats_s))
+    return {name: np.concatenate(errs) for name, errs in errors.items()}
+
+
 def _is_score(path: Path) -> bool:
     from experiments.data.loaders import SCORE_EXTENSIONS
 

@@ -86,3 +86,14 @@ def check_nonnegative_scalar(x: Any, name: str) -> None:
         raise ValueError(f"`{name}` must be a scalar, got shape {value.shape}.")
     if not value >= 0:
         raise ValueError(f"`{name}` must be >= 0, got {value.item()}.")
+
+
+def logits_and_paddings(logits: Any, logit_paddings: Any) -> tuple[jax.Array, jax.Array]:
+    """Validated `(B, T, K)` logits with T, K >= 1 and their `(B, T)` paddings."""
+    logits = as_float_array(logits, "logits", 3, "(B, T, K)")
+    batch, frames, classes = logits.shape
+    if frames == 0 or classes == 0:
+        raise ValueError(f"`logits` must have T >= 1 frames and K >= 1 classes, got {logits.shape}.")
+    logit_paddings = as_float_array(logit_paddings, "logit_paddings", 2, "(B, T)")
+    check_shape(logit_paddings, "logit_paddings", (batch, frames), "(B, T)")
+    return logits, logit_paddings

@@ -43,12 +43,8 @@ from losses import _checks, _lattice
 
 def _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
     """Validated `(logits, logit_paddings, labels, label_paddings)`."""
-    logits = _checks.as_float_array(logits, "logits", 3, "(B, T, K)")
+    logits, logit_paddings = _checks.logits_and_paddings(logits, logit_paddings)
     batch, frames, classes = logits.shape
-    if frames == 0 or classes == 0:
-        raise ValueError(f"`logits` must have T >= 1 frames and K >= 1 classes, got {logits.shape}.")
-    logit_paddings = _checks.as_float_array(logit_paddings, "logit_paddings", 2, "(B, T)")
-    _checks.check_shape(logit_paddings, "logit_paddings", (batch, frames), "(B, T)")
     labels = _checks.as_int_array(labels, "labels", 2, "(B, N)")
     if labels.shape[0] != batch:
         raise ValueError(f"`labels` must have batch size B = {batch}, got shape {labels.shape}.")

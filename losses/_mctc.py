@@ -38,12 +38,8 @@ from losses import _checks, _ctc, _lattice
 
 
 def _check_mctc_inputs(logits, logit_paddings, targets, target_paddings):
-    logits = _checks.as_float_array(logits, "logits", 3, "(B, T, K)")
+    logits, logit_paddings = _checks.logits_and_paddings(logits, logit_paddings)
     batch, frames, classes = logits.shape
-    if frames == 0 or classes == 0:
-        raise ValueError(f"`logits` must have T >= 1 frames and K >= 1 classes, got {logits.shape}.")
-    logit_paddings = _checks.as_float_array(logit_paddings, "logit_paddings", 2, "(B, T)")
-    _checks.check_shape(logit_paddings, "logit_paddings", (batch, frames), "(B, T)")
     targets = _checks.as_float_array(targets, "targets", 3, "(B, N, K)")
     if targets.shape[0] != batch or targets.shape[2] != classes:
         raise ValueError(

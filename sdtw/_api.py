@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from sdtw import _checks, _core, _wavefront, costs
+from sdtw import _checks, _core, costs
 from sdtw._wavefront import BIG, Recursion
 
 _OPTIONS_DOC = """
@@ -55,7 +55,7 @@ def _blocked_to_big(C, allowed):
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _value(C, gamma, ends, allowed, rec):
     gamma = jnp.asarray(gamma, C.dtype)
-    return _core.alignment_value(rec, _blocked_to_big(C, allowed), gamma, ends)
+    return _core.alignment_value(rec, C.shape, _blocked_to_big(C, allowed), gamma, ends)
 
 
 @_with_options_doc
@@ -225,10 +225,7 @@ def subsequence_dtw(
 
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _accumulated(C, gamma, allowed, rec):
-    cost = _blocked_to_big(C, allowed)
-    inv_gamma = 1.0 / jnp.asarray(gamma, C.dtype)
-    table, _ = _wavefront.forward(_wavefront.fold(cost), inv_gamma, 0, rec)
-    table = _wavefront.unfold(table)
+    table = _core.accumulated_table(rec, _blocked_to_big(C, allowed), 1.0 / jnp.asarray(gamma, C.dtype))
     return jnp.where(table < 0.5 * BIG * min(1.0, *rec.weights), table, jnp.inf)
 
 

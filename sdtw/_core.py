@@ -12,6 +12,7 @@ is linear in C.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -21,16 +22,46 @@ from sdtw import _wavefront
 from sdtw._wavefront import BIG, Recursion
 
 
-def _oriented(cost, ends, rec: Recursion):
-    """Transpose tall matrices: the loop then runs on diagonals of length min(N, M).
+@dataclasses.dataclass(frozen=True)
+class _Geometry:
+    """How an (N, M) problem is laid out for the sweeps (all static).
 
-    Soft-DTW of C with weights (w_v, w_h, w_d) equals soft-DTW of C.T with
-    (w_h, w_v, w_d); subsequence alignment is not symmetric and is left alone.
+    Tall matrices are transposed, so the loop runs on anti-diagonals of length
+    min(N, M): soft-DTW of C with weights (w_v, w_h, w_d) equals soft-DTW of
+    C.T with (w_h, w_v, w_d). Subsequence alignment is not symmetric and is
+    left alone. A single column is padded with an inadmissible one (the
+    anti-diagonal layout needs M >= 2).
     """
-    n, m = cost.shape
-    if rec.subsequence or n <= m:
-        return cost, ends, rec, False
-    return cost.T, ends[::-1], rec.transposed(), True
+
+    rec: Recursion
+    transposed: bool
+    layout: _wavefront.Diagonals
+    cols: int  # M of the oriented problem, before padding
+
+    @classmethod
+    def of(cls, rec: Recursion, shape: tuple[int, int]) -> "_Geometry":
+        n, m = shape
+        transposed = not rec.subsequence and n > m
+        if transposed:
+            n, m, rec = m, n, rec.transposed()
+        return cls(rec, transposed, _wavefront.Diagonals(n, max(m, 2)), m)
+
+    def pack(self, table):
+        """(N, M) -> the packed oriented table."""
+        if self.transposed:
+            table = table.T
+        if self.cols == 1:
+            table = jnp.concatenate([table, jnp.full_like(table, BIG)], axis=1)
+        return self.layout.pack(table)
+
+    def unpack(self, packed):
+        """Inverse of :meth:`pack`."""
+        table = self.layout.unpack(packed)[:, : self.cols]
+        return table.T if self.transposed else table
+
+    def orient(self, ends):
+        """(n, m) of the oriented problem."""
+        return ends[::-1] if self.transposed else ends
 
 
 def _unreachable_threshold(rec: Recursion) -> float:
@@ -54,24 +85,27 @@ def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
     return low - jnp.log(total) / inv_gamma, weights / total
 
 
-def _sweep(rec: Recursion, cost, gamma, ends, keep_table):
-    oriented, ends, rec_o, transposed = _oriented(cost, ends, rec)
+def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
+    geometry = _Geometry.of(rec, shape)
+    packed, ends = geometry.pack(cost), geometry.orient(ends)
     inv_gamma = 1.0 / gamma
-    folded = _wavefront.fold(oriented)
-    table, row_values = _wavefront.forward(folded, inv_gamma, ends[0] - 1, rec_o, keep_table=keep_table)
-    value, seeds = _end_value(row_values, ends, oriented.shape[1], inv_gamma, rec_o)
+    steps, row_values = _wavefront.forward(
+        packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, record=record
+    )
+    value, seeds = _end_value(row_values, ends, geometry.cols, inv_gamma, geometry.rec)
     reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
-    return value, (folded, table, seeds, ends, inv_gamma, value, reachable, transposed)
+    return value, (packed, steps, seeds, ends, inv_gamma, value, reachable)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def alignment_value(rec: Recursion, cost, gamma, ends):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def alignment_value(rec: Recursion, shape: tuple[int, int], cost, gamma, ends):
     """Soft/hard DTW value of one cost matrix.
 
     Args:
       rec: static recursion description.
+      shape: static (N, M), the shape of ``cost``.
       cost: (N, M) float costs, BIG at inadmissible cells.
       gamma: scalar smoothing (> 0; unused when ``rec.hard``).
       ends: (2,) int32 (n, m), the used top-left block.
@@ -79,27 +113,25 @@ def alignment_value(rec: Recursion, cost, gamma, ends):
     Returns:
       Scalar value, +inf when no admissible alignment exists.
     """
-    # Without differentiation no table is stored.
-    return _sweep(rec, cost, gamma, ends, keep_table=False)[0]
+    # Without differentiation nothing is stored.
+    return _sweep(rec, shape, cost, gamma, ends, record=None)[0]
 
 
-def _fwd(rec, cost, gamma, ends):
-    value, residuals = _sweep(rec, cost, gamma, ends, keep_table=True)
+def _fwd(rec, shape, cost, gamma, ends):
+    value, residuals = _sweep(rec, shape, cost, gamma, ends, record="steps")
     return value, (residuals, gamma)
 
 
-def _bwd(rec, saved, cotangent):
-    (folded, table, seeds, ends, inv_gamma, value, reachable, transposed), gamma = saved
-    rec_o = rec.transposed() if transposed else rec
-    folded_grad = _wavefront.backward(folded, table, inv_gamma, ends[0] - 1, seeds, rec_o)
-    grad = _wavefront.unfold(folded_grad)
-    if transposed:
-        grad = grad.T
+def _bwd(rec, shape, saved, cotangent):
+    (packed, steps, seeds, ends, inv_gamma, value, reachable), gamma = saved
+    geometry = _Geometry.of(rec, shape)
+    packed_grad = _wavefront.backward(steps, geometry.layout, ends[0] - 1, seeds, geometry.rec)
+    grad = geometry.unpack(packed_grad)
     if rec.hard:
         gamma_grad = jnp.zeros_like(gamma)
     else:
         # Inadmissible cells hold BIG where the gradient is exactly 0.
-        expected_cost = jnp.sum(folded_grad * folded)
+        expected_cost = jnp.sum(packed_grad * packed)
         gamma_grad = jnp.where(reachable, (value - expected_cost) * inv_gamma, 0.0)
         gamma_grad = (cotangent * gamma_grad).astype(jnp.result_type(gamma))
     return cotangent * grad, gamma_grad, None
@@ -113,8 +145,17 @@ def subsequence_matching(rec: Recursion, cost, ends):
     for j >= m or unreachable) and (M,) start columns of their alignments."""
     m = cost.shape[1]
     end_row = ends[0] - 1
-    values, origins = _wavefront.subsequence_ends(_wavefront.fold(cost), end_row, rec)
+    geometry = _Geometry.of(rec, cost.shape)
+    packed = geometry.pack(cost)
+    values, origins = _wavefront.subsequence_ends(packed, geometry.layout, end_row, rec)
     values = jax.lax.dynamic_slice_in_dim(values, end_row, m)
     origins = jax.lax.dynamic_slice_in_dim(origins, end_row, m)
     valid = (jnp.arange(m) < ends[1]) & (values < _unreachable_threshold(rec))
     return jnp.where(valid, values, jnp.inf), origins
+
+
+def accumulated_table(rec: Recursion, cost, inv_gamma):
+    """(N, M) accumulated costs R of every cell."""
+    geometry = _Geometry.of(rec, cost.shape)
+    table, _ = _wavefront.forward(geometry.pack(cost), geometry.layout, inv_gamma, 0, geometry.rec, record="table")
+    return geometry.unpack(table)

@@ -20,11 +20,13 @@ vector the predecessors of (i, j) sit at
     (i, j-1)   -> diagonal k-1, index i        (horizontal)
     (i-1, j-1) -> diagonal k-2, index i-1      (diagonal)
 
-Tables are stored *folded*: ``F[r, i] = X[i, (r - i) mod M]``, shape (M, N).
-Anti-diagonal k occupies row ``k mod M`` at its valid indices
-``0 <= k - i < M``; the anti-diagonals that share a row have disjoint valid
-indices, so the fold stores exactly N * M values (a plain skew would need
-N * (N + M - 1), twice as many for square inputs).
+Storage. In a row-major (N, M) array, cell (i, k - i) of anti-diagonal k
+sits at flat offset k + i (M - 1): an anti-diagonal is a run of constant
+stride M - 1. Viewing the flat array as rows of length M - 1 and transposing
+(:class:`Diagonals`) turns every anti-diagonal into a contiguous slice of one
+row, so each step reads and writes contiguous memory, the layout costs one
+transpose of the input (no gather), and tables hold N * M values plus a few
+rows (a plain skew would need N * (N + M - 1), twice as many when square).
 
 Inadmissible cells hold ``BIG``, a huge finite number: exp(-BIG / gamma) is 0
 exactly, and unlike +inf it never produces inf - inf = NaN.
@@ -64,67 +66,60 @@ class Recursion:
 
 
 # ----------------------------------------------------------------------------
-# Folded layout.
+# Storage of tables by anti-diagonals.
 
 
-def _shear(x: jax.Array, shift: int) -> jax.Array:
-    """Rotate row i of x (N, M) left by ``shift * i`` columns (mod M), for N <= M.
+@dataclasses.dataclass(frozen=True)
+class Diagonals:
+    """Anti-diagonal access to (N, M) tables, M >= 2, stored as ``(M - 1, R)`` views.
 
-    Rows of [x, x] read at stride 2M + shift are rotated copies: one reshape,
-    no gather.
+    ``view[c, q] = flat(x)[q (M - 1) + c]``; anti-diagonal k is
+    ``view[k mod (M-1), k div (M-1) + i]`` for rows i = 0 .. N-1. Entries of
+    that slice that are no cells of anti-diagonal k belong to other
+    anti-diagonals (or padding): reads mask them, writes leave them alone.
     """
-    n, m = x.shape
-    flat = jnp.concatenate([x, x], axis=1).reshape(-1)
-    stride = 2 * m + shift
-    offset = m if shift < 0 else 0  # keep the read inside [x, x]
-    flat = jnp.pad(flat[offset:], (0, max(0, n * stride - flat.size + offset)))
-    return flat[: n * stride].reshape(n, stride)[:, :m]
 
+    n: int
+    m: int
 
-def fold(x: jax.Array) -> jax.Array:
-    """(N, M) -> (M, N) with ``F[r, i] = x[i, (r - i) mod M]``."""
-    n, m = x.shape
-    if n <= m:
-        return _shear(x, -1).T
-    cols = (jnp.arange(m)[None, :] - jnp.arange(n)[:, None]) % m
-    return jnp.take_along_axis(x, cols, axis=1).T
+    @property
+    def stride(self) -> int:
+        return self.m - 1
 
+    @property
+    def num_rows(self) -> int:
+        """R: the last anti-diagonal starts at row (N + M - 2) div (M - 1)."""
+        return (self.n + self.m - 2) // self.stride + self.n
 
-def unfold(f: jax.Array) -> jax.Array:
-    """Inverse of :func:`fold`: (M, N) -> (N, M)."""
-    m, n = f.shape
-    if n <= m:
-        return _shear(f.T, 1)
-    rows = (jnp.arange(n)[:, None] + jnp.arange(m)[None, :]) % m
-    return jnp.take_along_axis(f.T, rows, axis=1)
+    def pack(self, x: jax.Array) -> jax.Array:
+        """(N, M) -> (M - 1, R) view."""
+        flat = jnp.pad(x.reshape(-1), (0, self.num_rows * self.stride - x.size))
+        return flat.reshape(self.num_rows, self.stride).T
 
+    def unpack(self, view: jax.Array) -> jax.Array:
+        """(M - 1, R) view -> (N, M)."""
+        return view.T.reshape(-1)[: self.n * self.m].reshape(self.n, self.m)
 
-# ----------------------------------------------------------------------------
-# Reading and writing anti-diagonals.
+    def full(self, value, dtype) -> jax.Array:
+        return jnp.full((self.stride, self.num_rows), value, dtype)
 
+    def valid(self, k: jax.Array) -> jax.Array:
+        """(N,) which rows hold cells (i, k - i) of anti-diagonal k."""
+        cols = k - jnp.arange(self.n)
+        return (cols >= 0) & (cols < self.m)
 
-def _valid(k: jax.Array, rows: jax.Array, m: int) -> jax.Array:
-    """Which of ``rows`` hold cells (i, k - i) of an (N, M) table on anti-diagonal k."""
-    cols = k - rows
-    return (cols >= 0) & (cols < m)
+    def _slice(self, view: jax.Array, k: jax.Array) -> jax.Array:
+        # Negative k (k - 1, k - 2 at the start) is clamped; the mask hides it.
+        return lax.dynamic_slice(view, (k % self.stride, k // self.stride), (1, self.n))[0]
 
+    def read(self, view: jax.Array, k: jax.Array, fill) -> jax.Array:
+        """Anti-diagonal k, (N,), ``fill`` where it has no cell."""
+        return jnp.where(self.valid(k), self._slice(view, k), fill)
 
-def _read(table: jax.Array, k: jax.Array, big) -> jax.Array:
-    """Anti-diagonal k of a folded table, (N,), BIG where it has no cell (also k < 0)."""
-    m, n = table.shape
-    values = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
-    return jnp.where(_valid(k, jnp.arange(n), m), values, big)
-
-
-def _write(table: jax.Array, k: jax.Array, values: jax.Array) -> jax.Array:
-    """Store anti-diagonal k, (N,), into its row of a folded table (in place in a loop).
-
-    Anti-diagonals k and k + M share a row; each writes only its own cells.
-    """
-    m, n = table.shape
-    old = lax.dynamic_index_in_dim(table, k % m, axis=0, keepdims=False)
-    new = jnp.where(_valid(k, jnp.arange(n), m), values, old)
-    return lax.dynamic_update_index_in_dim(table, new, k % m, axis=0)
+    def write(self, view: jax.Array, k: jax.Array, values: jax.Array) -> jax.Array:
+        """Store the cells of anti-diagonal k (in place inside a loop)."""
+        new = jnp.where(self.valid(k), values, self._slice(view, k))
+        return lax.dynamic_update_slice(view, new[None], (k % self.stride, k // self.stride))
 
 
 # ----------------------------------------------------------------------------
@@ -165,89 +160,93 @@ def _sorted3(a, b, c):
     return low, middle, high
 
 
-def _softmin(candidates, gamma, inv_gamma):
-    """softmin_gamma over three arrays, shifted by the minimum (no overflow).
+def _soft_step(candidates, gamma, inv_gamma):
+    """softmin_gamma of three (N,) arrays and the probabilities of the steps.
 
-    The smallest term contributes exp(0) = 1, so two exponentials suffice.
-    """
-    low, middle, high = _sorted3(*candidates)
-    total = 1.0 + jnp.exp((low - middle) * inv_gamma) + jnp.exp((low - high) * inv_gamma)
-    return low - gamma * jnp.log(total)
+    Shifted by the minimum, so nothing overflows; the smallest term
+    contributes exp(0) = 1, so two exponentials suffice. The probability of
+    step t is exp((low - candidate_t) / gamma) / total, computed from the
+    candidates themselves (exact for ties too).
 
-
-def _softmin_weights(candidates, inv_gamma):
-    """Probabilities of the three steps under the softmin (a softmax of -a/gamma).
-
-    Recomputed from the candidates, not from R(i, j): for tiny gamma,
-    (R - candidate) / gamma would amplify rounding errors of large R.
+    Returns:
+      (value, (p_vertical, p_diagonal)); p_horizontal = 1 - p_v - p_d.
     """
     low, middle, high = _sorted3(*candidates)
     e_middle = jnp.exp((low - middle) * inv_gamma)
     e_high = jnp.exp((low - high) * inv_gamma)
-    inv_total = 1.0 / (1.0 + e_middle + e_high)
+    total = 1.0 + e_middle + e_high
+    inv_total = 1.0 / total
 
-    def weight(x):  # exp((low - x) / gamma) / total, exact for ties too
+    def probability(x):
         return jnp.where(x == low, 1.0, jnp.where(x == middle, e_middle, e_high)) * inv_total
 
-    return tuple(weight(x) for x in candidates)
+    vertical, _, diagonal = candidates
+    return low - gamma * jnp.log(total), (probability(vertical), probability(diagonal))
 
 
-def _hardmin(candidates):
-    v, h, d = candidates
-    return jnp.minimum(jnp.minimum(v, h), d)
+def _hard_step(candidates):
+    """Minimum of three (N,) arrays and the one-hot choice (ties prefer diagonal, then vertical).
 
-
-def _argmin_weights(candidates):
-    """One-hot of the minimal step; ties prefer diagonal, then vertical."""
+    Returns:
+      (value, (p_vertical, p_diagonal)) as in :func:`_soft_step`.
+    """
     v, h, d = candidates
     take_d = d <= jnp.minimum(v, h)
     take_v = ~take_d & (v <= h)
-    take_h = ~take_d & ~take_v
-    dtype = v.dtype
-    return take_v.astype(dtype), take_h.astype(dtype), take_d.astype(dtype)
+    value = jnp.minimum(jnp.minimum(v, h), d)
+    return value, (take_v.astype(v.dtype), take_d.astype(v.dtype))
 
 
 # ----------------------------------------------------------------------------
 # Forward and backward sweeps (one example; vmap for batches).
 
 
-def forward(folded_cost, inv_gamma, end_row, rec: Recursion, *, keep_table: bool = True):
+def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, record: str | None = None):
     """Run the recursion over all anti-diagonals.
 
     Args:
-      folded_cost: (M, N) folded cost matrix (inadmissible cells hold BIG).
+      costs: the (N, M) cost matrix packed by ``layout`` (inadmissible cells hold BIG).
+      layout: static shape of the table.
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
       end_row: scalar int, the row whose values are reported.
-      keep_table: store the table (needed by the backward sweep); without it
-        the sweep touches only three anti-diagonals of memory.
+      record: what to keep besides the three anti-diagonals in flight:
+        None (the value only), "table" (R of every cell), or "steps" (the
+        probabilities of the vertical and diagonal steps into every cell,
+        all the backward sweep needs).
 
     Returns:
-      (table, row_values): the folded table R (M, N), or None, and (K,) the
-      values R(end_row, k - end_row) of every anti-diagonal k (BIG where that
-      is no cell).
+      (recorded, row_values): the packed table, the pair of packed step
+      probabilities (vertical, diagonal), or None; and (K,) the values R(end_row, k - end_row) of
+      every anti-diagonal k (BIG where that is no cell).
     """
-    m, n = folded_cost.shape
-    big = jnp.asarray(BIG, folded_cost.dtype)
+    n = layout.n
+    big = jnp.asarray(BIG, costs.dtype)
     gamma = 1.0 / inv_gamma
     rows = jnp.arange(n)
 
     def step(carry, k):
-        above1, above2, table = carry  # diagonals k-1, k-2 over rows -1 .. N-1
-        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
+        above1, above2, recorded = carry  # diagonals k-1, k-2 over rows -1 .. N-1
+        cost = layout.read(costs, k, big)
         candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
-        value = _hardmin(candidates) if rec.hard else _softmin(candidates, gamma, inv_gamma)
-        value = jnp.where(_valid(k, rows, m), value, big)
-        if keep_table:
-            table = _write(table, k, value)
-        return (jnp.concatenate([big[None], value]), above1, table), value[end_row]
+        value, steps = _hard_step(candidates) if rec.hard else _soft_step(candidates, gamma, inv_gamma)
+        value = jnp.where(layout.valid(k), value, big)
+        if record == "table":
+            recorded = layout.write(recorded, k, value)
+        elif record == "steps":
+            recorded = tuple(layout.write(r, k, p) for r, p in zip(recorded, steps))
+        return (jnp.concatenate([big[None], value]), above1, recorded), value[end_row]
 
+    recorded = {
+        None: None,
+        "table": layout.full(big, costs.dtype),
+        "steps": (layout.full(0.0, costs.dtype), layout.full(0.0, costs.dtype)),
+    }[record]
     fill = jnp.full((n + 1,), big)
-    table = jnp.full((m, n), big) if keep_table else None
-    (_, _, table), row_values = lax.scan(step, (fill, fill, table), jnp.arange(n + m - 1))
-    return table, row_values
+    (_, _, recorded), row_values = lax.scan(step, (fill, fill, recorded), jnp.arange(n + layout.m - 1))
+    return recorded, row_values
 
 
-def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
+def backward(steps, layout: Diagonals, end_row, end_seeds, rec: Recursion):
     """Adjoint sweep: gradient of the reported value w.r.t. every cost.
 
     With G(i, j) = d value / d R(i, j) (the expected alignment for unit
@@ -255,51 +254,48 @@ def backward(folded_cost, table, inv_gamma, end_row, end_seeds, rec: Recursion):
     d value / d C(i, j) = G(i, j) * sum over steps t of P_t(i, j) * w_t.
 
     Args:
-      folded_cost, table: (M, N) folded costs and accumulated costs.
+      steps: (p_vertical, p_diagonal), the packed probabilities of the
+        vertical and diagonal steps recorded by :func:`forward`.
+      layout: static shape of the table.
       end_row: scalar int, row of the end cells.
       end_seeds: (M,) d value / d R(end_row, j) for every column j.
 
     Returns:
-      (M, N) folded gradient d value / d C.
+      The packed gradient d value / d C.
     """
-    m, n = folded_cost.shape
-    dtype = folded_cost.dtype
-    big = jnp.asarray(BIG, dtype)
+    n, m = layout.n, layout.m
+    step_v, step_d = steps
+    dtype = step_v.dtype
     w_v, w_h, w_d = rec.weights
     rows = jnp.arange(n)
     zero = jnp.zeros((1,), dtype)
-
     # d value / d R(end_row, k - end_row), per anti-diagonal k.
     seeds = lax.dynamic_update_slice(jnp.zeros((n + m - 1,), dtype), end_seeds, (end_row,))
 
     def step(carry, k):
         # Flows out of diagonal k+1 (vertical, horizontal, diagonal steps) and
-        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the
-        # end); row1 is diagonal k-1, read in the previous step as "row2".
-        flow_v, flow_h, flow_d1, flow_d2, row1, grad = carry
-        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        row2 = _read(table, k - 2, big)
-        up, diag = jnp.concatenate([big[None], row1[:-1]]), jnp.concatenate([big[None], row2[:-1]])
-        candidates = _candidates(cost, up, row1, diag, k, rows, rec)
-        if rec.hard:
-            p_v, p_h, p_d = _argmin_weights(candidates)
-        else:
-            p_v, p_h, p_d = _softmin_weights(candidates, inv_gamma)
+        # the diagonal flow out of diagonal k+2, over rows 0 .. N (N: past the end).
+        flow_v, flow_h, flow_d1, flow_d2, grad = carry
         seed = jnp.where(rows == end_row, seeds[k], 0.0)
-        adjoint = jnp.where(_valid(k, rows, m), flow_v[1:] + flow_h[:-1] + flow_d2[1:] + seed, 0.0)
-        vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
-        grad = _write(grad, k, adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d))
+        adjoint = jnp.where(layout.valid(k), flow_v[1:] + flow_h[:-1] + flow_d2[1:] + seed, 0.0)
+        p_v, p_d = layout.read(step_v, k, 0.0), layout.read(step_d, k, 0.0)
+        p_h = 1.0 - p_v - p_d
+        if rec.weights == (1.0, 1.0, 1.0):
+            cost_grad = adjoint  # the step probabilities sum to one
+        else:
+            vertical_weight = jnp.where(_is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
+            cost_grad = adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d)
+        grad = layout.write(grad, k, cost_grad)
         flows = [jnp.concatenate([adjoint * p, zero]) for p in (p_v, p_h, p_d)]
-        return (*flows, flow_d1, row2, grad), None
+        return (*flows, flow_d1, grad), None
 
     flat = jnp.zeros((n + 1,), dtype)
-    last = n + m - 2
-    init = (flat, flat, flat, flat, _read(table, jnp.asarray(last - 1), big), jnp.zeros((m, n), dtype))
-    (*_, grad), _ = lax.scan(step, init, jnp.arange(last + 1), reverse=True)
+    init = (flat, flat, flat, flat, layout.full(0.0, dtype))
+    (*_, grad), _ = lax.scan(step, init, jnp.arange(n + m - 1), reverse=True)
     return grad
 
 
-def subsequence_ends(folded_cost, end_row, rec: Recursion):
+def subsequence_ends(costs, layout: Diagonals, end_row, rec: Recursion):
     """Hard subsequence recursion that also propagates each cell's start column.
 
     Returns:
@@ -307,20 +303,19 @@ def subsequence_ends(folded_cost, end_row, rec: Recursion):
       every anti-diagonal k, its accumulated cost (BIG where it is no cell)
       and the column of row 0 where its optimal alignment starts.
     """
-    m, n = folded_cost.shape
-    big = jnp.asarray(BIG, folded_cost.dtype)
+    n, m = layout.n, layout.m
+    big = jnp.asarray(BIG, costs.dtype)
     rows = jnp.arange(n)
     fill = jnp.full((n + 1,), big)
     no_origin = jnp.zeros((n + 1,), jnp.int32)
 
     def step(carry, k):
         above1, above2, origin1, origin2 = carry  # rows -1 .. N-1
-        cost = lax.dynamic_index_in_dim(folded_cost, k % m, axis=0, keepdims=False)
-        candidates = _candidates(cost, above1[:-1], above1[1:], above2[:-1], k, rows, rec)
-        p_v, _, p_d = _argmin_weights(candidates)
+        candidates = _candidates(layout.read(costs, k, big), above1[:-1], above1[1:], above2[:-1], k, rows, rec)
+        _, (p_v, p_d) = _hard_step(candidates)
         origin_v = jnp.where(rows == 0, k.astype(jnp.int32), origin1[:-1])  # a start in row 0 begins at column k
         origin = jnp.where(p_d > 0, origin2[:-1], jnp.where(p_v > 0, origin_v, origin1[1:]))
-        value = jnp.where(_valid(k, rows, m), _hardmin(candidates), big)
+        value = jnp.where(layout.valid(k), _hard_step(candidates)[0], big)
         carry = (jnp.concatenate([big[None], value]), above1, jnp.concatenate([no_origin[:1], origin]), origin1)
         return carry, (value[end_row], origin[end_row])
 

@@ -3,6 +3,7 @@
 from experiments.data.corpus import Corpus
 from experiments.data.corpus import CorpusConfig
 from experiments.data.corpus import build_corpus
+from experiments.data.corpus import corpus_config
 from experiments.data.corpus import load_corpus
 from experiments.data.loaders import AudioItem
 from experiments.data.loaders import AudioLoadError
@@ -33,6 +34,7 @@ __all__ = [
     "TimeMap",
     "Version",
     "build_corpus",
+    "corpus_config",
     "load_audio",
     "load_audio_folder",
     "load_corpus",

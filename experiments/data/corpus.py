@@ -34,6 +34,7 @@ from experiments.data.types import (NoteEvent, Performance, Piece, ScoreNote, Th
                                     Version)
 
 __all__ = [
+    "corpus_config",
     "Corpus",
     "CorpusConfig",
     "build_corpus",
@@ -216,6 +217,24 @@ def version_from_dict(d: Mapping[str, Any], audio_path: Path | None = None) -> V
 
 
 # ----------------------------------------------------------------------------- build / load
+CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+
+
+def corpus_config(name: str = "small", **overrides: Any) -> CorpusConfig:
+    """The corpus config ``conf/data/{name}.yaml`` (Hydra defaults resolved), with overrides.
+
+    Example: ``corpus_config("tiny", cache_dir="/tmp/cache")``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    if not (CONF_DATA / f"{name}.yaml").exists():
+        known = sorted(p.stem for p in CONF_DATA.glob("*.yaml"))
+        raise ValueError(f"unknown corpus config {name!r}; known: {known}")
+    with initialize_config_dir(config_dir=str(CONF_DATA), version_base=None):
+        cfg = compose(config_name=name)
+    return dataclasses.replace(CorpusConfig.from_mapping(cfg), **overrides)
+
+
 def corpus_root(config: CorpusConfig) -> Path:
     """Cache folder of a config: ``{cache_dir}/{name}-{cache_key}``."""
     return Path(config.cache_dir).expanduser() / f"{config.name}-{config.cache_key()}"
