@@ -1,0 +1,154 @@
+"""Train a model: `python -m experiments.train experiment=<name> [key=value ...]`.
+
+Experiments (`conf/experiment/`): the chroma CNN trained four ways,
+`strong_chroma` (a, BCE on strongly aligned frames), `linear_scaling_chroma`
+(b, BCE on the stretched weak targets), `ctc_chroma` (c, CTC),
+`soft_dtw_chroma` (d, soft-DTW, Krause et al. 2023); `deep_chroma`; and
+`shingle_embedder_{6,12,30}` (triplet loss). Data: `data=synthetic`
+(default, no corpus needed) or a corpus config (`data=tiny|small|full`).
+
+Runs write to `logs/<task_name>/runs/<overrides>/`; running the same command
+again resumes from that folder's latest checkpoint (also after kill -9).
+Sweeps: `-m` over any value, locally in parallel with
+`hydra/launcher=joblib`, on Slurm with `hydra/launcher=submitit_slurm`
+(`pip install -e ".[slurm]"`). `main()` returns `optimized_metric`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import optax
+from flax import nnx
+from omegaconf import DictConfig
+from omegaconf import OmegaConf
+
+import models
+from experiments.training import parallel
+from experiments.training.checkpoints import Checkpoints
+from experiments.training.datasets import ArrayDataset
+from experiments.training.datasets import synthetic_datasets
+from experiments.training.loggers import FileLogger
+from experiments.training.loop import LoopConfig
+from experiments.training.loop import fit
+from experiments.training.loop import make_loss_fn
+
+log = logging.getLogger(__name__)
+# orbax logs every file operation at INFO through absl; keep the run log readable.
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def run_name(override_dirname: str, max_length: int = 120) -> str:
+    """Folder name of a run from its command-line overrides ("default" for none).
+
+    Long override lists are cut and completed by a hash of the full list, so
+    the name stays a valid file name and still identifies the command.
+    """
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name) <= max_length:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[:max_length - 11]}-{digest}"
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+
+
+def build_optimizer(optim_cfg: DictConfig) -> optax.GradientTransformation:
+    """`clip_by_global_norm` (if `clip_norm`) then the optimizer at the scheduled learning rate."""
+    make_optimizer = hydra.utils.instantiate(optim_cfg.optimizer)
+    schedule = hydra.utils.instantiate(optim_cfg.schedule)
+    transforms = [make_optimizer(learning_rate=schedule)]
+    if optim_cfg.get("clip_norm") is not None:
+        transforms.insert(0, optax.clip_by_global_norm(optim_cfg.clip_norm))
+    return optax.chain(*transforms)
+
+
+def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
+    """Synthetic examples (`data.name == synthetic`) or windows of a corpus (any corpus config)."""
+    if cfg.data.get("name") == "synthetic":
+        return synthetic_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, seed=cfg.seed)
+    from experiments.training.corpus import corpus_datasets
+
+    return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model)
+
+
+def build_loggers(cfg: DictConfig, output_dir: Path) -> list:
+    """The metrics file logger, then every logger of the `logger` group."""
+    loggers: list[Any] = [FileLogger(output_dir)]
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        loggers.append(hydra.utils.instantiate(logger_cfg, config=resolved))
+    return loggers
+
+
+def model_config(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train as `cfg` says; returns (final metrics, built objects).
+
+    Loggers and checkpoint managers are closed in `finally`, so a failing run
+    leaves its files consistent and a sweep goes on to the next run.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    mesh = parallel.data_mesh(cfg.trainer.devices)
+    if cfg.trainer.batch_size % mesh.size:
+        raise ValueError(f"trainer.batch_size={cfg.trainer.batch_size} is not divisible by {mesh.size} devices.")
+    model = models.create_model(cfg.model, cfg.seed)
+    optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)
+    loss_fn = make_loss_fn(hydra.utils.instantiate(cfg.loss))
+    train_set, val_set = build_datasets(cfg)
+    log.info("%s: %s, %d parameters, %d train / %d val examples, %d device(s)", cfg.task_name,
+             cfg.model.name, models.count_params(model), len(train_set), len(val_set), mesh.size)
+    checkpoints = Checkpoints(cfg.paths.checkpoint_dir, model_config(cfg), save_every=cfg.trainer.save_every,
+                              keep_latest=cfg.trainer.keep_latest, keep_best=cfg.trainer.keep_best)
+    loggers: list = []
+    try:
+        loggers = build_loggers(cfg, output_dir)
+        result = fit(
+            model, optimizer, loss_fn, task=cfg.task, train_set=train_set, val_set=val_set,
+            checkpoints=checkpoints, loggers=loggers, mesh=mesh,
+            config=LoopConfig(steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
+                              log_every=cfg.trainer.log_every, val_every=cfg.trainer.val_every,
+                              seed=cfg.seed, progress=cfg.trainer.progress),
+        )
+    finally:
+        for logger in loggers:
+            logger.close()
+        checkpoints.close()
+    metrics = {**result.metrics, "train/seconds": result.seconds, "train/start_step": result.start_step}
+    log.info("%s done: %s", cfg.task_name, metrics)
+    return metrics, {"model": model, "optimizer": optimizer, "checkpoints": checkpoints}
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns `cfg.optimized_metric` (NaN for a failed run of a sweep)."""
+    try:
+        metrics, _ = train(cfg)
+    except Exception:
+        if not _in_sweep():
+            raise
+        # One failing job must not sink the sweep: record it and report NaN to the sweeper.
+        log.error("run failed:\n%s", traceback.format_exc())
+        Path(cfg.paths.output_dir, "error.txt").write_text(traceback.format_exc())
+        return float("nan")
+    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()

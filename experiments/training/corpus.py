@@ -1,0 +1,105 @@
+"""Training examples cut from the embedded corpus (`data=tiny|small|full`).
+
+Chroma tasks: windows of `window_frames` frames (hop half a window) of every
+version's features, with the three target forms of
+`experiments.training.synthetic.chroma_examples` derived from the version's
+exact note times: strong frame chroma, the sequence of score events in the
+window (weak targets, no timing) and its CTC labels. Shingles: CENS at 1 Hz
+cut into 20-frame shingles, labelled by piece (versions of a piece are
+positives). The last version of every piece is held out for validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from experiments import features as feats
+from experiments.training.datasets import ArrayDataset
+
+FEATURE_KIND = {"hcqt": "hcqt", "logfreq": "logfreq", "shingles": "cens"}
+
+
+def _feature_config(data_cfg: Mapping[str, Any], inputs: str) -> dict:
+    config = dict(data_cfg.get("features") or {})
+    config["kind"] = FEATURE_KIND[inputs]
+    if inputs == "shingles":
+        config["rate_hz"] = 1.0  # CENS^41_10 at 1 Hz, as in Zalkow & Müller 2020
+    return config
+
+
+def _events_in(notes, start_s: float, stop_s: float) -> list[tuple[int, ...]]:
+    """Pitches of each distinct onset in [start_s, stop_s), in time order."""
+    by_onset: dict[float, list[int]] = {}
+    for note in notes:
+        if start_s <= note.onset_s < stop_s:
+            by_onset.setdefault(round(note.onset_s, 6), []).append(int(note.pitch))
+    return [tuple(sorted(by_onset[t])) for t in sorted(by_onset)]
+
+
+def _window_example(values, notes, start: int, frames: int, rate_hz: float, max_events: int) -> dict:
+    window = values[start:start + frames]
+    valid = len(window)
+    pad = [(0, frames - valid)] + [(0, 0)] * (window.ndim - 1)
+    strong = feats.notes_to_chroma(notes, rate_hz, len(values), normalize=False)[start:start + frames]
+    strong_labels = feats.framewise_chroma_labels(notes, rate_hz, len(values))[start:start + frames]
+    events = _events_in(notes, start / rate_hz, (start + valid) / rate_hz)[:max_events]
+    weak = np.zeros((max_events, 12), np.float32)
+    labels = np.zeros(max_events, np.int32)
+    for i, pitches in enumerate(events):
+        weak[i, [p % 12 for p in pitches]] = 1.0
+        labels[i] = max(pitches) % 12 + 1
+    count = max(len(events), 1)  # an empty window keeps one silent target row
+    return {
+        "inputs": np.pad(window, pad).astype(np.float32),
+        "paddings": (np.arange(frames) >= valid).astype(np.float32),
+        "strong_targets": np.pad(strong, [(0, frames - valid), (0, 0)]),
+        "strong_labels": np.pad(strong_labels, (0, frames - valid)),
+        "weak_targets": weak,
+        "weak_paddings": (np.arange(max_events) >= count).astype(np.float32),
+        "labels": labels,
+        "label_paddings": (np.arange(max_events) >= len(events)).astype(np.float32),
+    }
+
+
+def _stack(examples: list[dict]) -> ArrayDataset:
+    return ArrayDataset({key: np.stack([e[key] for e in examples]) for key in examples[0]})
+
+
+def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any]
+                    ) -> tuple[ArrayDataset, ArrayDataset]:
+    """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand)."""
+    from omegaconf import DictConfig
+    from omegaconf import OmegaConf
+
+    from experiments.data import build_corpus
+
+    if isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+    corpus_cfg = {k: v for k, v in dict(data_cfg).items() if k not in ("window_frames",)}
+    corpus = build_corpus(corpus_cfg, progress=False)
+    feature_cfg = _feature_config(data_cfg, inputs)
+    values = feats.corpus_features(corpus, feature_cfg, progress=False)
+    last_version = {}
+    for version in corpus.versions:
+        last_version[version.piece_id] = max(last_version.get(version.piece_id, -1), version.index)
+    pieces = sorted(last_version)
+    train, val = [], []
+    frames = int(data_cfg.get("window_frames", 64))
+    shingle_frames = int(model_cfg.get("shingle_frames", 20))
+    for version in corpus.versions:
+        target = val if version.index == last_version[version.piece_id] else train
+        v = values[version.version_id]
+        if inputs == "shingles":
+            for start in range(0, max(len(v) - shingle_frames + 1, 0)):
+                target.append({"inputs": v[start:start + shingle_frames].reshape(-1).astype(np.float32),
+                               "labels": np.int32(pieces.index(version.piece_id))})
+            continue
+        for start in range(0, max(len(v) - frames // 2, 1), frames // 2):
+            target.append(_window_example(v, version.notes, start, frames, float(feature_cfg["rate_hz"]),
+                                          frames // 2))
+    if not train or not val:
+        raise ValueError(f"corpus {corpus_cfg.get('name')!r} gives no training or validation examples; "
+                         f"it needs at least 2 versions per piece and clips longer than one window.")
+    return _stack(train), _stack(val)

@@ -1,0 +1,86 @@
+"""Validation scores: frame-wise chroma F-measure and triplet accuracy.
+
+Every function returns sums `(correct-like counts...)` so that scores over
+several batches combine exactly (F-measure is not a mean of batch F-measures).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+
+NUM_CHROMA = 12
+
+
+def chroma_counts(chroma: jax.Array, targets: jax.Array, paddings: jax.Array, *, threshold: float = 0.5) -> jax.Array:
+    """True positives, false positives, false negatives `(3,)` of thresholded chroma.
+
+    Args:
+      chroma: `(B, T, 12)` predicted chroma probabilities.
+      targets: `(B, T, 12)` binary reference chroma.
+      paddings: `(B, T)`, 1.0 on padded frames (not counted).
+    """
+    valid = (1.0 - paddings)[:, :, None]
+    predicted = (chroma >= threshold).astype(jnp.float32) * valid
+    reference = (targets >= 0.5).astype(jnp.float32) * valid
+    tp = jnp.sum(predicted * reference)
+    return jnp.stack([tp, jnp.sum(predicted) - tp, jnp.sum(reference) - tp])
+
+
+def f_measure(counts: jax.Array) -> jax.Array:
+    """F = 2 TP / (2 TP + FP + FN) from `(3,)` counts; 1 if there is nothing to find or predict."""
+    tp, fp, fn = counts[0], counts[1], counts[2]
+    return jnp.where(2 * tp + fp + fn > 0, 2 * tp / jnp.maximum(2 * tp + fp + fn, 1e-12), 1.0)
+
+
+def ctc_chroma(logits: jax.Array, *, blank_id: int = 0) -> jax.Array:
+    """Chroma probabilities `(B, T, 12)` from CTC class logits `(B, T, 13)`: the non-blank posteriors."""
+    probs = jax.nn.softmax(logits, axis=-1)
+    return jnp.delete(probs, blank_id, axis=-1, assume_unique_indices=True)
+
+
+def labels_to_chroma(labels: jax.Array, *, blank_id: int = 0) -> jax.Array:
+    """One-hot chroma `(B, T, 12)` of frame labels `(B, T)`; the blank gives an all-zero frame."""
+    one_hot = jax.nn.one_hot(labels, NUM_CHROMA + 1)
+    return jnp.delete(one_hot, blank_id, axis=-1, assume_unique_indices=True)
+
+
+def triplet_counts(embeddings: jax.Array, labels: jax.Array) -> jax.Array:
+    """(anchors whose nearest positive is closer than their nearest negative, anchors) `(2,)`.
+
+    Anchors without a positive or a negative in the batch are not counted.
+    """
+    distance = jnp.sum((embeddings[:, None, :] - embeddings[None, :, :]) ** 2, axis=-1)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~jnp.eye(labels.shape[0], dtype=bool)
+    nearest_positive = jnp.min(jnp.where(positive, distance, jnp.inf), axis=1)
+    nearest_negative = jnp.min(jnp.where(~same, distance, jnp.inf), axis=1)
+    counted = jnp.any(positive, axis=1) & jnp.any(~same, axis=1)
+    correct = counted & (nearest_positive < nearest_negative)
+    return jnp.stack([jnp.sum(correct), jnp.sum(counted)]).astype(jnp.float32)
+
+
+def task_counts(task: str, outputs: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+    """The counts of the score of `task` ("chroma", "ctc" or "embedding") for one batch.
+
+    "chroma": sigmoid chroma against `strong_targets`. "ctc": the non-blank
+    posteriors against the one-hot chroma of the frame labels `strong_labels`
+    (CTC learns one label per frame, the highest voice). "embedding":
+    triplet accuracy counts.
+    """
+    if task == "chroma":
+        return chroma_counts(jax.nn.sigmoid(outputs), batch["strong_targets"], batch["paddings"])
+    if task == "ctc":
+        return chroma_counts(ctc_chroma(outputs), labels_to_chroma(batch["strong_labels"]), batch["paddings"])
+    if task == "embedding":
+        return triplet_counts(outputs, batch["labels"])
+    raise ValueError(f"unknown task {task!r}; expected 'chroma', 'ctc' or 'embedding'.")
+
+
+def task_score(task: str, counts: jax.Array) -> tuple[str, float]:
+    """(name, value) of the validation score from counts summed over batches."""
+    if task == "embedding":
+        return "triplet_accuracy", float(counts[0] / jnp.maximum(counts[1], 1.0))
+    return "f_measure", float(f_measure(counts))

@@ -1,0 +1,223 @@
+"""The training app: every experiment runs, resume equals an uninterrupted run, sharding, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from hydra.errors import ConfigCompositionException
+from hydra.errors import MissingConfigException
+
+import models
+from experiments import train as train_app
+from experiments.training import checkpoints as ckpt
+from experiments.training import loop
+from experiments.training import parallel
+from experiments.training import synthetic
+from experiments.training.checkpoints import CheckpointMismatchError
+from tests.experiments.train_helpers import CONF_DIR
+from tests.experiments.train_helpers import EXPERIMENTS
+from tests.experiments.train_helpers import TINY_MODEL
+from tests.experiments.train_helpers import TINY_RUN
+from tests.experiments.train_helpers import compose_train
+
+ROOT = Path(CONF_DIR).parent
+
+
+def _params(model):
+    return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+class TestExperiments:
+    def test_all_listed(self):
+        assert set(EXPERIMENTS) == {
+            "ctc_chroma", "strong_chroma", "linear_scaling_chroma", "soft_dtw_chroma", "deep_chroma",
+            "shingle_embedder_6", "shingle_embedder_12", "shingle_embedder_30",
+        }
+
+    # The 6- and 30-dim embedders differ from the 12-dim one only in a size (test_shingle_dims).
+    @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in ("shingle_embedder_6",
+                                                                                "shingle_embedder_30")])
+    def test_runs_two_steps(self, experiment, tmp_path):
+        cfg = compose_train(tmp_path, [f"experiment={experiment}"])
+        metrics, objects = train_app.train(cfg)
+        assert np.isfinite(metrics["val/loss"]) and 0.0 <= metrics["val/score"] <= 1.0
+        assert int(objects["optimizer"].step[...]) == 2
+        rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows if "train/loss" in r] == [1, 2]
+        assert (tmp_path / "metrics.csv").read_text().startswith("step,")
+        assert sorted(p.name for p in (tmp_path / "checkpoints" / "latest").iterdir()) == ["2"]
+        assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == ["2"]
+
+    def test_shingle_dims(self, tmp_path):
+        for dim in (6, 12, 30):
+            cfg = compose_train(tmp_path, [f"experiment=shingle_embedder_{dim}"])
+            assert cfg.model.embedding_dim == dim and cfg.task == "embedding"
+            model = models.create_model(cfg.model, cfg.seed)
+            assert model(np.zeros((2, 240), np.float32)).shape == (2, dim)
+
+    def test_tiny_corpus(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("SDTW_RETRIEVAL_CACHE", str(tmp_path / "cache"))
+        cfg = compose_train(tmp_path / "run", ["experiment=ctc_chroma", "data=tiny", "model.num_harmonics=6",
+                                               "model.num_bins=216"])
+        metrics, _ = train_app.train(cfg)
+        assert np.isfinite(metrics["val/loss"])
+
+
+class TestResume:
+    def test_interrupted_equals_uninterrupted(self, tmp_path, monkeypatch):
+        overrides = ["experiment=deep_chroma", "trainer.steps=5", "trainer.save_every=2", "model.dropout=0.5"]
+        _, reference = train_app.train(compose_train(tmp_path / "straight", overrides))
+
+        make_train_step = loop.make_train_step
+
+        def crashing_after_three(loss_fn):
+            step_fn, calls = make_train_step(loss_fn), []
+
+            def wrapped(*args):
+                if len(calls) == 3:
+                    raise KeyboardInterrupt("simulated interruption")
+                calls.append(1)
+                return step_fn(*args)
+            return wrapped
+
+        cfg = compose_train(tmp_path / "resumed", overrides)
+        monkeypatch.setattr(loop, "make_train_step", crashing_after_three)
+        with pytest.raises(KeyboardInterrupt):
+            train_app.train(cfg)
+        monkeypatch.setattr(loop, "make_train_step", make_train_step)
+        metrics, resumed = train_app.train(cfg)
+
+        assert metrics["train/start_step"] == 2  # latest checkpoint before the crash at step 4
+        assert int(resumed["optimizer"].step[...]) == 5
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                     _params(reference["model"]), _params(resumed["model"]))
+
+    def test_other_model_config_refused(self, tmp_path):
+        train_app.train(compose_train(tmp_path, ["experiment=deep_chroma"]))
+        with pytest.raises(CheckpointMismatchError, match="another model config.*hidden"):
+            train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", "model.hidden=[8]"]))
+
+    def test_nan_loss_stops_with_step_and_checkpoint(self, tmp_path, monkeypatch):
+        real = synthetic.chroma_examples
+
+        def poisoned(*args, **kwargs):
+            examples = real(*args, **kwargs)
+            examples["inputs"][:] = np.nan
+            return examples
+
+        monkeypatch.setattr(synthetic, "chroma_examples", poisoned)
+        with pytest.raises(loop.NonFiniteLossError, match=r"at step 1; .*Last good checkpoint: none"):
+            train_app.train(compose_train(tmp_path, ["experiment=strong_chroma"]))
+
+
+class TestSharding:
+    def test_two_devices_equal_one(self):
+        assert len(jax.local_devices()) >= 2, "tests/conftest.py sets 2 fake CPU devices"
+        cfg = {"name": "deep_chroma", "num_bins": 24, "context": 3, "hidden": (16,), "dropout": 0.5}
+        examples = synthetic.chroma_examples(4, seed=0, num_frames=16, inputs="logfreq", num_bins=24)
+        from experiments.training.objectives import strong_bce
+        import optax
+
+        results = []
+        for devices in (1, 2):
+            mesh = parallel.data_mesh(devices)
+            model = models.create_model(cfg, seed=0)
+            optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+            for obj in (model, optimizer):
+                nnx.update(obj, parallel.replicate(nnx.state(obj), mesh))
+            step = loop.make_train_step(loop.make_loss_fn(strong_bce))
+            metrics = nnx.MultiMetric(loss=nnx.metrics.Average("loss"))
+            batch = parallel.shard_batch(examples, mesh)
+            assert len(batch["inputs"].sharding.device_set) == devices
+            loss = step(model, optimizer, metrics, batch, jax.random.key(0))
+            kernel = model.output.kernel[...]
+            assert kernel.sharding.is_fully_replicated
+            results.append((float(loss), _params(model)))
+        np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     results[0][1], results[1][1])
+
+    def test_batch_not_divisible(self, tmp_path):
+        with pytest.raises(ValueError, match="not divisible by 2 devices"):
+            train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", "trainer.batch_size=3"]))
+
+
+class TestBadConfig:
+    def test_unknown_key(self, tmp_path):
+        with pytest.raises(ConfigCompositionException, match="trainer.stepz"):
+            compose_train(tmp_path, ["trainer.stepz=3"], tiny=False)
+
+    def test_unknown_experiment_lists_options(self, tmp_path):
+        with pytest.raises(MissingConfigException, match="ctc_chroma"):
+            compose_train(tmp_path, ["experiment=ctc_chromaa"], tiny=False)
+
+    def test_launchers_compose(self, tmp_path):
+        from hydra import compose, initialize_config_dir
+
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            for launcher in ("joblib", "submitit_slurm"):
+                cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+                assert cfg.hydra.launcher._target_.endswith("Launcher")
+            cfg = compose("train", overrides=["hparams_search=ctc_lr"], return_hydra_config=True)
+            assert "optim.schedule.peak_value" in cfg.hydra.sweeper.params
+
+
+class TestMultirun:
+    def test_two_jobs_one_failing_does_not_stop_the_sweep(self, tmp_path):
+        """A 2-job joblib sweep: the good job trains; the bad one (batch not divisible) records its error."""
+        overrides = TINY_RUN + TINY_MODEL["deep_chroma"] + [
+            "experiment=deep_chroma", f"paths.log_dir={tmp_path}", "hydra/launcher=joblib",
+            "trainer.batch_size=4,3"]
+        env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "WANDB_MODE": "disabled"}
+        result = subprocess.run([sys.executable, "-m", "experiments.train", "-m", *overrides], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs = [p for p in (tmp_path / "deep_chroma" / "multiruns").iterdir() if p.is_dir()]
+        assert len(runs) == 2
+        (bad,) = [p for p in runs if (p / "error.txt").exists()]
+        (good,) = [p for p in runs if p != bad]
+        assert "trainer.batch_size=3 is not divisible" in (bad / "error.txt").read_text()
+        assert (good / "metrics.csv").exists() and (good / "checkpoints" / "latest" / "2").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
+    """The real thing: SIGKILL the process after its first checkpoint, run the same command again."""
+    import signal
+    import time
+
+    import orbax.checkpoint as ocp
+
+    def command(log_dir):
+        changed = {"trainer.steps": "300", "trainer.save_every": "20", "trainer.val_every": "100"}
+        run = [o for o in TINY_RUN if o.split("=")[0] not in changed]
+        return [sys.executable, "-m", "experiments.train", *run, *TINY_MODEL["deep_chroma"],
+                "experiment=deep_chroma", *(f"{k}={v}" for k, v in changed.items()), f"paths.log_dir={log_dir}"]
+
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    subprocess.run(command(tmp_path / "straight"), cwd=ROOT, env=env, check=True, capture_output=True)
+    process = subprocess.Popen(command(tmp_path / "killed"), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("**/checkpoints/latest/20")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(command(tmp_path / "killed"), cwd=ROOT, env=env, check=True, capture_output=True)
+
+    def final_params(log_dir):
+        (folder,) = list(log_dir.glob("**/checkpoints/latest"))
+        with ocp.CheckpointManager(folder.absolute()) as manager:
+            assert manager.latest_step() == 300
+            return manager.restore(300, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state["model"]
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                 final_params(tmp_path / "straight"), final_params(tmp_path / "killed"))
