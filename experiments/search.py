@@ -1,0 +1,203 @@
+"""Search a folder of your own recordings with an audio excerpt or a score.
+
+    python -m experiments.search --database FOLDER --query FILE [--method matching|shingles]
+                                 [--top 20] [--out ranked.csv]
+
+Methods:
+- ``matching`` (default; Müller, Kurth & Clausen 2005): the query's CENS
+  features (10 Hz) in several tempo scalings slid along every recording's
+  CENS (1 Hz); hits are the minima of the matching curves, so one recording
+  can match several times.
+- ``shingles`` (Grosche & Müller 2012): the query's first 20 s as a 240-dim
+  shingle in several tempo scalings, nearest neighbours among all shingles of
+  the database in an HNSW index; one row per recording, best first.
+
+The query may be audio (wav, flac, mp3, ...) or a score (MIDI, MusicXML),
+whose chroma comes from its notes. Features and the HNSW index are cached in
+``FOLDER/.sdtw-search/``: the features of a file are recomputed only when the
+file changes, the index when the set of files changes. Unreadable files are
+skipped and listed. Prints the ranking and writes it as CSV
+(file, start_s, end_s, distance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from experiments import features
+from experiments.data import cache
+from experiments.data.loaders import AUDIO_EXTENSIONS, AudioLoadError, load_audio, load_score
+from experiments.retrieval import index as indexes
+from experiments.retrieval import matching, shingles
+from experiments.retrieval.tempo import scale_tempo, unit_rows
+from experiments.sync import score_events
+
+SAMPLE_RATE = 22050
+CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
+SCORE_SUFFIXES = (".mid", ".midi", ".xml", ".musicxml", ".mxl")
+
+
+class SearchError(Exception):
+    """An expected problem with the user's input, reported without a traceback."""
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """CENS at 10 Hz, ``(T, 12)``, of every readable audio file under ``folder`` (cached).
+
+    Returns:
+      (features by path relative to ``folder``, messages about skipped files).
+    """
+    if not folder.is_dir():
+        raise SearchError(f"database folder {folder} does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and cache_dir not in p.parents)
+    if not files:
+        raise SearchError(f"database folder {folder} holds no audio file ({', '.join(AUDIO_EXTENSIONS)})")
+    from tqdm.auto import tqdm
+
+    found, skipped = {}, []
+    for path in tqdm(files, desc="database features"):
+        cached = cache_dir / "features" / f"{_fingerprint(path)}.npy"
+        if cached.exists():
+            found[str(path.relative_to(folder))] = np.load(cached)
+            continue
+        try:
+            audio = load_audio(path, sample_rate=SAMPLE_RATE)
+        except AudioLoadError as error:
+            skipped.append(str(error))
+            continue
+        cens = features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
+        cache.atomic_write(cached, lambda partial, cens=cens: np.save(partial, cens))
+        found[str(path.relative_to(folder))] = cens
+    if not found:
+        raise SearchError(f"no readable audio file in {folder}:\n  " + "\n  ".join(skipped))
+    return found, skipped
+
+
+def query_features(path: Path) -> np.ndarray:
+    """CENS-like chroma of the query at 10 Hz, ``(T, 12)``: from audio, or from a score's notes."""
+    if not path.is_file():
+        raise SearchError(f"query file {path} does not exist")
+    if path.suffix.lower() in SCORE_SUFFIXES:
+        piece = load_score(path)
+        notes = score_events(piece)
+        return unit_rows(features.notes_to_chroma(notes, CENS_RATE_HZ)) if notes else np.zeros((0, 12))
+    try:
+        audio = load_audio(path, sample_rate=SAMPLE_RATE)
+    except AudioLoadError as error:
+        raise SearchError(f"cannot use the query: {error}") from error
+    return features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
+
+
+def search_matching(query: np.ndarray, database: dict[str, np.ndarray], top: int) -> list[matching.Hit]:
+    coarse = {item: scale_tempo(frames, CENS_RATE_HZ, 1.0, 1.0) for item, frames in database.items()}
+    longest = max(len(frames) for frames in coarse.values())
+    if len(query) / CENS_RATE_HZ * 0.66 > longest:
+        raise SearchError(
+            f"the query ({len(query) / CENS_RATE_HZ:.0f} s) is longer than every database recording "
+            f"(the longest is {longest:.0f} s): use a shorter excerpt"
+        )
+    curves = matching.match_database(query, CENS_RATE_HZ, coarse, 1.0)
+    return matching.ranked_hits(curves, max_hits=top, min_gap_s=len(query) / CENS_RATE_HZ / 2)
+
+
+def _shingle_index(database: dict[str, np.ndarray], cache_dir: Path):
+    """The shingles of the database and their HNSW index, loaded from the cache when the files are the same."""
+    try:
+        db = shingles.build_shingle_database(database, CENS_RATE_HZ)
+    except ValueError as error:  # every recording shorter than one shingle
+        raise SearchError(f"{error}; use --method matching") from error
+    # The files and their contents name the index: any change builds a new one.
+    key = hashlib.sha1(json.dumps(db.item_ids).encode() + db.vectors.tobytes()).hexdigest()[:16]
+    path = cache_dir / f"shingles-{key}.hnsw"
+    if path.exists():
+        return db, indexes.HNSWIndex.load(path, dim=db.vectors.shape[1])
+    index = indexes.HNSWIndex().build(db.vectors)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    index.save(path)
+    return db, index
+
+
+def search_shingles(query: np.ndarray, database: dict[str, np.ndarray], top: int, cache_dir: Path) -> list[matching.Hit]:
+    db, index = _shingle_index(database, cache_dir)
+    variants = shingles.query_shingles(query, CENS_RATE_HZ, 0.0)
+    if not len(variants):
+        raise SearchError(f"the query is too short for a shingle of {db.length} s; use --method matching")
+    distances, ids = index.search(variants, min(100, len(db.vectors)))
+    best: dict[int, tuple[float, int]] = {}
+    for distance, i in zip(distances.ravel(), ids.ravel()):
+        owner = int(db.owner[i])
+        if owner not in best or distance < best[owner][0]:
+            best[owner] = (float(distance), int(db.start_frame[i]))
+    ranked = sorted(best.items(), key=lambda item: item[1][0])[:top]
+    return [
+        matching.Hit(db.item_ids[owner], start / db.rate_hz, (start + db.length) / db.rate_hz, distance)
+        for owner, (distance, start) in ranked
+    ]
+
+
+def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "file", "start_s", "end_s", "distance"])
+        for rank, hit in enumerate(hits, 1):
+            writer.writerow([rank, hit.item_id, f"{hit.start_s:.2f}", f"{hit.end_s:.2f}", f"{hit.distance:.4f}"])
+
+
+def run(database: Path, query: Path, *, method: str = "matching", top: int = 20,
+        out: Path = Path("ranked.csv")) -> list[matching.Hit]:
+    """Search ``database`` with ``query``; write and return the ranked hits."""
+    cache_dir = database / ".sdtw-search"
+    query_frames = query_features(query)
+    if len(query_frames) == 0 or not np.any(query_frames):
+        raise SearchError(f"the query {query} is silent or empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found, skipped = database_features(database, cache_dir)
+    for message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if method == "matching":
+        hits = search_matching(query_frames, found, top)
+    elif method == "shingles":
+        hits = search_shingles(query_frames, found, top, cache_dir)
+    else:
+        raise SearchError(f"unknown method {method!r}: use matching or shingles")
+    write_csv(hits, out)
+    return hits
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
+    parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
+    parser.add_argument("--method", choices=("matching", "shingles"), default="matching")
+    parser.add_argument("--top", type=int, default=20, help="number of hits")
+    parser.add_argument("--out", type=Path, default=Path("ranked.csv"))
+    args = parser.parse_args(argv)
+    try:
+        hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out)
+    except SearchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:3d}  {hit.item_id}  {hit.start_s:8.1f} s - {hit.end_s:8.1f} s  distance {hit.distance:.3f}")
+    print(f"ranking written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
