@@ -79,8 +79,9 @@ def soft_dtw(
     ``R(0, 0) = C(0, 0)``, over anti-diagonals.
 
     The gradient w.r.t. C is the expected alignment (see
-    :func:`expected_alignment`), computed by a custom VJP that runs the
-    backward recursion on the saved table in O(NM) time and memory. The
+    :func:`expected_alignment`), computed by a custom VJP: the backward
+    recursion runs on the step probabilities saved by the forward sweep, in
+    O(NM) time and memory (about 5 N*M floats for value and gradient). The
     gradient w.r.t. gamma is exact as well.
 
     Args:
@@ -99,8 +100,9 @@ def soft_dtw(
 
     Example:
       >>> x, y = jnp.ones((5, 3)), jnp.zeros((7, 3))
-      >>> C = sdtw.costs.squared_euclidean(x, y)
-      >>> batch = jax.vmap(sdtw.soft_dtw, in_axes=(0, None))(Cs, 0.1)  # doctest: +SKIP
+      >>> value = sdtw.soft_dtw(sdtw.costs.squared_euclidean(x, y), 0.1)
+      >>> Cs = jnp.zeros((8, 5, 7))  # a batch of cost matrices
+      >>> values, grads = jax.vmap(jax.value_and_grad(sdtw.soft_dtw), in_axes=(0, None))(Cs, 0.1)
     """
     _checks.check_gamma(gamma)
     C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, False)

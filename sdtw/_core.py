@@ -1,9 +1,10 @@
 """The differentiable DTW value: custom VJP over the wavefront sweeps.
 
-``alignment_value(rec, cost, gamma, ends)`` is the soft (or hard) minimum over
-admissible alignments that end at (n-1, m-1) (or anywhere in row n-1 up to
-column m-1 for subsequence alignment). Its VJP runs the adjoint sweep of
-:mod:`sdtw._wavefront` on the saved table: the gradient w.r.t. the costs is the
+``alignment_value(rec, shape, cost, gamma, ends)`` is the soft (or hard)
+minimum over admissible alignments that end at (n-1, m-1) (or anywhere in row
+n-1 up to column m-1 for subsequence alignment). Its VJP runs the adjoint
+sweep of :mod:`sdtw._wavefront` on the step probabilities saved by the
+forward sweep: the gradient w.r.t. the costs is the
 expected alignment, in O(NM) time and memory, with no autodiff through the
 forward loop. The gradient w.r.t. gamma is exact too:
 d value / d gamma = (value - <grad, C>) / gamma, because every alignment's cost
