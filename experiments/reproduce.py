@@ -11,7 +11,10 @@ Sections:
   beat error of DTW on chroma, multiscale DTW, and the linear baseline, for
   every pair of versions of each piece and for score-to-audio (table), and
   one pair's cost matrix with its path (figure).
-- Theme retrieval, audio matching, shingle retrieval (tables beside the
+- Theme retrieval with standard, enhanced and learned chroma (the chroma CNN
+  trained ``--dnn-steps`` steps with CTC, linear scaling, strong alignment and
+  soft-DTW; the runs are kept in OUT/training and resumed), audio matching,
+  shingle retrieval (tables beside the
   seed's, matching-curve and P@1/MAP-vs-dimension figures) and query time vs
   index size for brute force, KD-tree and HNSW (:mod:`experiments.retrieval.report`).
 """
@@ -32,6 +35,7 @@ import numpy as np  # noqa: E402
 import sdtw  # noqa: E402
 from experiments import sync  # noqa: E402
 from experiments.data import build_corpus, corpus_config  # noqa: E402
+from experiments.retrieval import dnn_chroma  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
 
 GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)
@@ -142,6 +146,9 @@ def main(argv: list[str] | None = None) -> pathlib.Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports/latest"))
     parser.add_argument("--data", default="small", help="corpus config in conf/data/ (tiny, small, full)")
+    parser.add_argument("--dnn-steps", type=int, default=100,
+                        help="training steps of each chroma network for the theme table (0: skip the DNN rows); "
+                             "runs are kept in OUT/training and resumed")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -149,7 +156,14 @@ def main(argv: list[str] | None = None) -> pathlib.Path:
     lines += soft_dtw_section(args.out)
     lines += synchronization_section(args.out, args.data)
     corpus = build_corpus(corpus_config(args.data))
-    lines += retrieval_report.theme_section(args.out, corpus)
+    learned, note = {}, ""
+    if args.dnn_steps > 0:
+        small_batches = ("trainer.batch_size=4",) if args.data == "tiny" else ()  # tiny has 8 validation windows
+        learned = dnn_chroma.trained_extractors(args.data, args.dnn_steps, args.out / "training",
+                                                overrides=small_batches)
+        note = (f"DNN rows: the chroma CNN trained {args.dnn_steps} steps on this corpus's training versions "
+                "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
+    lines += retrieval_report.theme_section(args.out, corpus, learned, note)
     lines += retrieval_report.audio_matching_section(args.out, corpus)
     lines += retrieval_report.shingle_section(args.out, corpus)
     sizes = (500, 2_000) if args.data == "tiny" else (1_000, 4_000, 16_000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import time
+from typing import Mapping
 
 import matplotlib
 
@@ -38,20 +39,24 @@ def _fmt(x: float) -> str:
     return "n/a" if x != x else f"{x:.3f}"
 
 
-def theme_section(out: pathlib.Path, corpus) -> list[str]:
-    """Theme retrieval table: standard and enhanced chroma at 10 Hz; DNN rows are the models' hook."""
+def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaExtractor] | None = None,
+                  training_note: str = "") -> list[str]:
+    """Theme retrieval table: standard and enhanced chroma at 10 Hz, and learned chroma
+    (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`)."""
     rate_hz = 10.0
-    extractors = {"standard": theme.standard_chroma, "enhanced": theme.enhanced_chroma}
+    extractors = {"standard": theme.standard_chroma, "enhanced": theme.enhanced_chroma, **(learned or {})}
     rows = ["| chroma variant | Top-1 | Top-10 | MAP | match on theme | seed Top-1 | seed Top-10 |",
             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, seed in SEED_THEME.items():
+    for name in {**SEED_THEME, **extractors}:
+        seed = SEED_THEME.get(name)
         if name in extractors:
             database = theme.chroma_database(corpus.versions, extractors[name], progress=True)
             r = theme.evaluate_theme_retrieval(corpus, database, rate_hz, progress=True)
             ours = f"{_fmt(r.top1)} | {_fmt(r.top10)} | {_fmt(r.map)} | {_fmt(r.position_accuracy)}"
         else:
             ours = "– | – | – | –"
-        rows.append(f"| {name} | {ours} | {seed[0]:.3f} | {seed[1]:.3f} |")
+        seed_cells = "– | –" if seed is None else f"{seed[0]:.3f} | {seed[1]:.3f}"
+        rows.append(f"| {name} | {ours} | {seed_cells} |")
     return [
         "## Theme retrieval",
         "",
@@ -60,7 +65,7 @@ def theme_section(out: pathlib.Path, corpus) -> list[str]:
         f"12 cyclic shifts and tempo scalings {theme.THEME_TEMPO_SCALES} of the query. Top-k: a recording",
         "of the query's piece within the first k (with few recordings, Top-10 is nearly free). *Match on",
         "theme*: fraction of (query, recording of its piece) pairs whose best match overlaps the theme.",
-        "DNN rows: plug a trained network's chroma into `theme.chroma_database(versions, chroma_fn)`.",
+        training_note or "DNN rows: plug a trained network's chroma into `theme.chroma_database(versions, chroma_fn)`.",
         "",
         *rows,
         "",
