@@ -40,7 +40,7 @@ def train_config(experiment: str, data: str, steps: int, output_dir: Path, overr
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[
             f"experiment={experiment}", f"data={data}", "logger=none", f"trainer.steps={steps}",
-            f"trainer.val_every={steps}", f"trainer.save_every={steps}", "trainer.progress=false",
+            f"trainer.val_every={steps}", f"trainer.save_every={steps}",
             *overrides,
         ])
     with open_dict(cfg):
