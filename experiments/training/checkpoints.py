@@ -17,12 +17,17 @@ when shapes happen to agree.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+
+# Checkpoints are written without OCDBT (see `_item_handlers`); orbax then logs a
+# warning at every save that there is nothing to merge. Its errors still show.
+logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class CheckpointMismatchError(ValueError):
