@@ -14,7 +14,6 @@ Goal of the project: HNSW under 1 ms per query at 1M with recall@10 >= 0.95.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 

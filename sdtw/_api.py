@@ -228,7 +228,7 @@ def subsequence_dtw(
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _accumulated(C, gamma, allowed, rec):
     table = _core.accumulated_table(rec, _blocked_to_big(C, allowed), 1.0 / jnp.asarray(gamma, C.dtype))
-    return jnp.where(table < 0.5 * BIG * min(1.0, *rec.weights), table, jnp.inf)
+    return jnp.where(table < _core.unreachable_threshold(rec), table, jnp.inf)
 
 
 def accumulated_cost(

@@ -65,7 +65,8 @@ class _Geometry:
         return ends[::-1] if self.transposed else ends
 
 
-def _unreachable_threshold(rec: Recursion) -> float:
+def unreachable_threshold(rec: Recursion) -> float:
+    """Values at or above this mean "no admissible alignment" (BIG reached the cell)."""
     return 0.5 * BIG * min(1.0, *rec.weights)
 
 
@@ -94,7 +95,7 @@ def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
         packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, record=record
     )
     value, seeds = _end_value(row_values, ends, geometry.cols, inv_gamma, geometry.rec)
-    reachable = ~(value >= _unreachable_threshold(rec))  # NaN costs stay NaN
+    reachable = ~(value >= unreachable_threshold(rec))  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
     return value, (packed, steps, seeds, ends, inv_gamma, value, reachable)
@@ -151,7 +152,7 @@ def subsequence_matching(rec: Recursion, cost, ends):
     values, origins = _wavefront.subsequence_ends(packed, geometry.layout, end_row, rec)
     values = jax.lax.dynamic_slice_in_dim(values, end_row, m)
     origins = jax.lax.dynamic_slice_in_dim(origins, end_row, m)
-    valid = (jnp.arange(m) < ends[1]) & (values < _unreachable_threshold(rec))
+    valid = (jnp.arange(m) < ends[1]) & (values < unreachable_threshold(rec))
     return jnp.where(valid, values, jnp.inf), origins
 
 

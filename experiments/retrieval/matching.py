@@ -19,7 +19,6 @@ Two ways to compare a variant with the database (``method``):
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Mapping, Sequence
 
 import jax

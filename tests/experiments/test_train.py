@@ -17,7 +17,6 @@ from hydra.errors import MissingConfigException
 
 import models
 from experiments import train as train_app
-from experiments.training import checkpoints as ckpt
 from experiments.training import loop
 from experiments.training import parallel
 from experiments.training import synthetic
