@@ -32,3 +32,18 @@ def print_table(header: list[str], rows: list[list[Any]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells[1:]:
         print(fmt(row))
+
+
+RECORD_HELP = "also save the output, stamped with commit and machine, as docs/results/<script>.md (the README includes it)"
+
+
+def recorded_output(record: bool):
+    """Context for a benchmark's printing: with ``--record``, saved as ``docs/results/<script>.md``."""
+    import sys
+    from pathlib import Path
+
+    from experiments.provenance import recorded
+
+    script = Path(sys.argv[0]).stem
+    command = " ".join(["python", f"benchmarks/{script}.py", *(a for a in sys.argv[1:] if a != "--record")])
+    return recorded(script, command, record=record)

@@ -25,7 +25,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import losses  # noqa: E402
-from benchmarks._timing import print_table  # noqa: E402
+from benchmarks._timing import print_table, RECORD_HELP, recorded_output  # noqa: E402
 
 SPEED_SIZES = [(16, 500, 13, 40), (32, 1000, 88, 100)]  # (B, T, K, L)
 MEMORY_SIZES = [(16, 4000, 13, 40), (32, 4000, 88, 100)]
@@ -73,35 +73,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     options = parser.parse_args()
-    functions = {name: value_and_grad_fn(fn) for name, fn in IMPLEMENTATIONS.items()}
+    with recorded_output(options.record):
+        functions = {name: value_and_grad_fn(fn) for name, fn in IMPLEMENTATIONS.items()}
 
-    print(f"jax {jax.__version__}, optax {optax.__version__}, device {jax.devices()[0]}")
-    print(f"\nvalue+grad, median of {options.repeats} runs (ms)\n")
-    rows = []
-    for batch, frames, classes, labels in SPEED_SIZES:
-        args = make_batch(batch, frames, classes, labels)
-        ours, reference = IMPLEMENTATIONS
-        np.testing.assert_allclose(
-            functions[ours](*args)[0], functions[reference](*args)[0], rtol=1e-4
-        )
-        median = median_times(functions, args, options.repeats)
-        rows.append(
-            [f"B={batch} T={frames} K={classes} L={labels}", 1e3 * median[ours],
-             1e3 * median[reference], f"{median[reference] / median[ours]:.2f}x"]
-        )
-    print_table(["size", "losses.ctc_loss", "optax.ctc_loss", "speed-up"], rows)
+        print(f"jax {jax.__version__}, optax {optax.__version__}, device {jax.devices()[0]}")
+        print(f"\nvalue+grad, median of {options.repeats} runs (ms)\n")
+        rows = []
+        for batch, frames, classes, labels in SPEED_SIZES:
+            args = make_batch(batch, frames, classes, labels)
+            ours, reference = IMPLEMENTATIONS
+            np.testing.assert_allclose(
+                functions[ours](*args)[0], functions[reference](*args)[0], rtol=1e-4
+            )
+            median = median_times(functions, args, options.repeats)
+            rows.append(
+                [f"B={batch} T={frames} K={classes} L={labels}", 1e3 * median[ours],
+                 1e3 * median[reference], f"{median[reference] / median[ours]:.2f}x"]
+            )
+        print_table(["size", "losses.ctc_loss", "optax.ctc_loss", "speed-up"], rows)
 
-    print("\nvalue+grad memory: compiled temporaries + outputs (MiB)\n")
-    rows = []
-    for batch, frames, classes, labels in MEMORY_SIZES:
-        args = make_batch(batch, frames, classes, labels)
-        mib = {name: compiled_bytes(fn, args) / 2**20 for name, fn in functions.items()}
-        ours, reference = IMPLEMENTATIONS
-        rows.append(
-            [f"B={batch} T={frames} K={classes} L={labels}", mib[ours], mib[reference],
-             f"{mib[ours] / mib[reference]:.2f}"]
-        )
-    print_table(["size", "losses.ctc_loss", "optax.ctc_loss", "ratio"], rows)
+        print("\nvalue+grad memory: compiled temporaries + outputs (MiB)\n")
+        rows = []
+        for batch, frames, classes, labels in MEMORY_SIZES:
+            args = make_batch(batch, frames, classes, labels)
+            mib = {name: compiled_bytes(fn, args) / 2**20 for name, fn in functions.items()}
+            ours, reference = IMPLEMENTATIONS
+            rows.append(
+                [f"B={batch} T={frames} K={classes} L={labels}", mib[ours], mib[reference],
+                 f"{mib[ours] / mib[reference]:.2f}"]
+            )
+        print_table(["size", "losses.ctc_loss", "optax.ctc_loss", "ratio"], rows)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 
 import numpy as np
 
+from _timing import RECORD_HELP, recorded_output
 from experiments.retrieval import index as indexes
 
 
@@ -47,26 +48,27 @@ def main(argv=None) -> None:
                         help="KD-tree in 240 dimensions is slower than brute force; skip it above this size")
     parser.add_argument("--real", default=None, help="corpus config whose CENS shingles to add (tiny, small)")
     args = parser.parse_args(argv)
-    sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
-    options = {"hnsw": {"ef_search": args.ef, "threads": args.threads}, "kdtree": {"workers": args.threads}}
-    print("| data | dim | size | index | build (s) | query (ms) | recall@10 |")
-    print("|---|---:|---:|---|---:|---:|---:|")
-    sets = [("random", dim, size) for dim in args.dims for size in sizes]
-    for name, dim, size in sets:
-        data = unit_vectors(size + args.queries, dim, seed=size + dim)
-        kinds = ["brute", "hnsw"] + (["kdtree"] if size <= args.skip_kdtree_above or dim <= 30 else [])
-        for r in indexes.time_indexes(data[:size], data[size:], k=10, kinds=kinds, options=options):
-            print(f"| {name} | {dim} | {size} | {r['index']} | {r['build_s']:.2f} | {r['query_ms']:.3f} "
-                  f"| {r['recall@10']:.3f} |", flush=True)
-    if args.real:
-        vectors = real_shingles(args.real)
-        rng = np.random.default_rng(0)
-        pick = rng.choice(len(vectors), size=min(args.queries, len(vectors) // 5), replace=False)
-        # Queries: held-out shingles with a little noise, so they are not exact duplicates.
-        queries = vectors[pick] + 0.02 * rng.normal(size=vectors[pick].shape).astype(np.float32)
-        for r in indexes.time_indexes(vectors, queries, k=10, options=options):
-            print(f"| shingles ({args.real}) | {r['dim']} | {r['size']} | {r['index']} | {r['build_s']:.2f} "
-                  f"| {r['query_ms']:.3f} | {r['recall@10']:.3f} |", flush=True)
+    with recorded_output(args.record):
+        sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
+        options = {"hnsw": {"ef_search": args.ef, "threads": args.threads}, "kdtree": {"workers": args.threads}}
+        print("| data | dim | size | index | build (s) | query (ms) | recall@10 |")
+        print("|---|---:|---:|---|---:|---:|---:|")
+        sets = [("random", dim, size) for dim in args.dims for size in sizes]
+        for name, dim, size in sets:
+            data = unit_vectors(size + args.queries, dim, seed=size + dim)
+            kinds = ["brute", "hnsw"] + (["kdtree"] if size <= args.skip_kdtree_above or dim <= 30 else [])
+            for r in indexes.time_indexes(data[:size], data[size:], k=10, kinds=kinds, options=options):
+                print(f"| {name} | {dim} | {size} | {r['index']} | {r['build_s']:.2f} | {r['query_ms']:.3f} "
+                      f"| {r['recall@10']:.3f} |", flush=True)
+        if args.real:
+            vectors = real_shingles(args.real)
+            rng = np.random.default_rng(0)
+            pick = rng.choice(len(vectors), size=min(args.queries, len(vectors) // 5), replace=False)
+            # Queries: held-out shingles with a little noise, so they are not exact duplicates.
+            queries = vectors[pick] + 0.02 * rng.normal(size=vectors[pick].shape).astype(np.float32)
+            for r in indexes.time_indexes(vectors, queries, k=10, options=options):
+                print(f"| shingles ({args.real}) | {r['dim']} | {r['size']} | {r['index']} | {r['build_s']:.2f} "
+                      f"| {r['query_ms']:.3f} | {r['recall@10']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _timing import RECORD_HELP, print_table, recorded_output  # noqa: E402
 
 
 def build(implementation: str, n: int):
@@ -101,6 +102,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096])
     parser.add_argument("--large", type=int, default=8192, help="size run by sdtw alone (0: skip)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
     if args.child:
         implementation, n, what = args.child
@@ -108,26 +110,25 @@ def main():
         print(json.dumps(result))
         return
 
-    from _timing import print_table
-
-    rows = []
-    jobs = [(n, impl) for n in args.sizes for impl in ("sdtw", "OTT-JAX")]
-    if args.large:
-        jobs.append((args.large, "sdtw"))
-    for n, impl in jobs:
-        key = "sdtw" if impl == "sdtw" else "ott"
-        compiled = in_subprocess(key, n, "compiled")
-        measured = in_subprocess(key, n, "run")
-        nm_mb = n * n * 4 / 2**20
-        rows.append([
-            f"N=M={n}", impl,
-            compiled["temp_nm"] + compiled["output_nm"],
-            (compiled["temp_nm"] + compiled["output_nm"]) * nm_mb,
-            measured["rss_above_inputs_mb"], measured["seconds"],
-        ])
-    print("value+grad of soft-DTW w.r.t. an (N, M) float32 cost matrix, gamma = 0.1\n")
-    print_table(["size", "implementation", "XLA temp+out (N*M floats)", "XLA temp+out MB",
-                 "peak RSS above inputs MB", "seconds"], rows)
+    with recorded_output(args.record):
+        rows = []
+        jobs = [(n, impl) for n in args.sizes for impl in ("sdtw", "OTT-JAX")]
+        if args.large:
+            jobs.append((args.large, "sdtw"))
+        for n, impl in jobs:
+            key = "sdtw" if impl == "sdtw" else "ott"
+            compiled = in_subprocess(key, n, "compiled")
+            measured = in_subprocess(key, n, "run")
+            nm_mb = n * n * 4 / 2**20
+            rows.append([
+                f"N=M={n}", impl,
+                compiled["temp_nm"] + compiled["output_nm"],
+                (compiled["temp_nm"] + compiled["output_nm"]) * nm_mb,
+                measured["rss_above_inputs_mb"], measured["seconds"],
+            ])
+        print("value+grad of soft-DTW w.r.t. an (N, M) float32 cost matrix, gamma = 0.1\n")
+        print_table(["size", "implementation", "XLA temp+out (N*M floats)", "XLA temp+out MB",
+                     "peak RSS above inputs MB", "seconds"], rows)
 
 
 if __name__ == "__main__":

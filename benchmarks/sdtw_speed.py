@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_time, print_table  # noqa: E402
+from _timing import best_time, print_table, RECORD_HELP, recorded_output  # noqa: E402
 
 import sdtw  # noqa: E402
 
@@ -93,12 +93,13 @@ def main():
     parser.add_argument("--no-tslearn", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    sizes = [(16, 256)] if args.quick else [(16, 256), (4, 1024)]
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32, gamma=0.1, D=12\n")
-    rows = []
-    for batch, length in sizes:
-        rows += bench_size(batch, length, 12, 0.1, args.repeats, not args.no_tslearn)
-    print_table(["size", "implementation", "ms", "M cells/s", "time / sdtw"], rows)
+    with recorded_output(args.record):
+        sizes = [(16, 256)] if args.quick else [(16, 256), (4, 1024)]
+        print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32, gamma=0.1, D=12\n")
+        rows = []
+        for batch, length in sizes:
+            rows += bench_size(batch, length, 12, 0.1, args.repeats, not args.no_tslearn)
+        print_table(["size", "implementation", "ms", "M cells/s", "time / sdtw"], rows)
 
 
 if __name__ == "__main__":

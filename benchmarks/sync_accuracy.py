@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _timing import RECORD_HELP, recorded_output  # noqa: E402
 from experiments import sync  # noqa: E402
 from experiments.data import corpus as corpus_lib  # noqa: E402
 from experiments.data.performance import render_version  # noqa: E402
@@ -175,11 +176,12 @@ def main() -> None:
     parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
     parser.add_argument("--skip-long", action="store_true")
     args = parser.parse_args()
-    small = corpus_table(args.cache, args.full_subset)
-    accuracy_table(small, args.rate)
-    if not args.skip_long:
-        rates = [float(r) for r in args.full_rates.split(",") if r]
-        long_pair_table(small, args.long_minutes, rates)
+    with recorded_output(args.record):
+        small = corpus_table(args.cache, args.full_subset)
+        accuracy_table(small, args.rate)
+        if not args.skip_long:
+            rates = [float(r) for r in args.full_rates.split(",") if r]
+            long_pair_table(small, args.long_minutes, rates)
 
 
 if __name__ == "__main__":

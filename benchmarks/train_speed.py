@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 import models
+from _timing import RECORD_HELP, recorded_output
 from experiments.training import loop
 from experiments.training import objectives
 from experiments.training import synthetic
@@ -67,15 +68,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--frames", type=int, default=64)
     args = parser.parse_args()
-    device = jax.devices()[0]
-    print(f"device: {device.platform} ({device.device_kind}), batch {args.batch_size}, "
-          f"{args.frames} frames per chroma example, {args.steps} timed steps\n")
-    print("| model (loss) | parameters | examples/s |")
-    print("| --- | ---: | ---: |")
-    for label, cfg, inputs, objective in CASES:
-        rate, params = examples_per_second(cfg, inputs, objective, steps=args.steps,
-                                           batch_size=args.batch_size, frames=args.frames)
-        print(f"| {label} | {params:,} | {rate:,.1f} |", flush=True)
+    with recorded_output(args.record):
+        device = jax.devices()[0]
+        print(f"device: {device.platform} ({device.device_kind}), batch {args.batch_size}, "
+              f"{args.frames} frames per chroma example, {args.steps} timed steps\n")
+        print("| model (loss) | parameters | examples/s |")
+        print("| --- | ---: | ---: |")
+        for label, cfg, inputs, objective in CASES:
+            rate, params = examples_per_second(cfg, inputs, objective, steps=args.steps,
+                                               batch_size=args.batch_size, frames=args.frames)
+            print(f"| {label} | {params:,} | {rate:,.1f} |", flush=True)
 
 
 if __name__ == "__main__":

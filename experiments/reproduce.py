@@ -1,16 +1,18 @@
 """Build the project's report: every table and figure, into one folder.
 
-    python -m experiments.reproduce                 # fast default, a few minutes on a laptop CPU
+    python -m experiments.reproduce                 # the default corpus (see README for its run time)
     python -m experiments.reproduce --out reports/mine
+    python -m experiments.reproduce --smoke         # does everything run? 2 pieces, 2 training steps
+    python -m experiments.reproduce --record        # also save it, stamped, as docs/results/report.md
 
 Sections:
 - Soft-DTW explained: the expected alignment of two versions of a melody for
   gamma = 0, 0.1, 1, 10, 100 (figure), and how the soft-DTW value approaches
-  DTW as gamma -> 0 (table).
+  DTW as gamma -> 0, down to gamma = 0.001 (table).
 - Music synchronization on the embedded corpus (``--data small``, or ``full``):
   beat error of DTW on chroma, multiscale DTW, and the linear baseline, for
   every pair of versions of each piece and for score-to-audio (table), and
-  one pair's cost matrix with its path (figure).
+  the cost matrix and path of the pair whose tempi differ most (figure).
 - Theme retrieval with standard, enhanced and learned chroma (the chroma CNN
   trained ``--dnn-steps`` steps with CTC, linear scaling, strong alignment and
   soft-DTW; the runs are kept in OUT/training and resumed), audio matching,
@@ -22,7 +24,10 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
+import shutil
+import sys
 import time
 
 import jax.numpy as jnp
@@ -31,14 +36,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 import sdtw  # noqa: E402
+from experiments import provenance  # noqa: E402
 from experiments import sync  # noqa: E402
 from experiments.data import build_corpus, corpus_config  # noqa: E402
+from experiments.data.corpus import CONF_DATA, Corpus, CorpusConfig  # noqa: E402
 from experiments.retrieval import dnn_chroma  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
 
-GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)
+GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)  # figure panels (0: the DTW path)
+TABLE_GAMMAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+# --smoke: the corpus cut as `debug=smoke` cuts it for training (so both share one cache), 2 training
+# steps, small indexes.
+SMOKE_CORPUS = dict(OmegaConf.load(pathlib.Path(__file__).parents[1] / "conf/debug/data/smoke_small.yaml"))
+SMOKE_DNN_STEPS = 2
+CORPORA = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if p.stem != "synthetic")
 
 
 def melody_chroma(
@@ -88,10 +102,10 @@ def soft_dtw_section(out: pathlib.Path) -> list[str]:
     expected_alignment_figure(C, out / "expected_alignment.png")
     hard = float(sdtw.dtw(C))
     rows = ["| gamma | SDTW | SDTW - DTW | sharp SDTW |", "|---|---|---|---|"]
-    for gamma in GAMMAS[1:]:
+    for gamma in TABLE_GAMMAS:
         soft = float(sdtw.soft_dtw(C, gamma))
         sharp = float(sdtw.sharp_soft_dtw(C, gamma))
-        rows.append(f"| {gamma:g} | {soft:.3f} | {soft - hard:.3f} | {sharp:.3f} |")
+        rows.append(f"| {gamma:g} | {soft:.4f} | {soft - hard:.4f} | {sharp:.4f} |")
     return [
         "## Soft-DTW explained",
         "",
@@ -106,8 +120,15 @@ def soft_dtw_section(out: pathlib.Path) -> list[str]:
     ]
 
 
-def synchronization_section(out: pathlib.Path, data: str) -> list[str]:
-    corpus = build_corpus(corpus_config(data))
+def most_warped_pair(corpus: Corpus):
+    """The two versions of one piece whose durations differ most (ratio): the example that shows warping."""
+    pairs = [(a, b) for piece in corpus.pieces for i, a in enumerate(corpus.versions_of(piece))
+             for b in corpus.versions_of(piece)[i + 1:]]
+    return max(pairs, key=lambda pair: max(pair[0].duration_s, pair[1].duration_s)
+               / min(pair[0].duration_s, pair[1].duration_s))
+
+
+def synchronization_section(out: pathlib.Path, corpus: Corpus) -> list[str]:
     rate_hz = 20.0
     configs = {
         f"DTW on chroma ({rate_hz:g} Hz)": sync.SyncConfig(rate_hz=rate_hz),
@@ -121,7 +142,7 @@ def synchronization_section(out: pathlib.Path, data: str) -> list[str]:
             f"| {name} | {s['mean_ms']:.1f} | {s['median_ms']:.1f} | {s['within_50ms_pct']:.1f}% "
             f"| {s['within_100ms_pct']:.1f}% | {s['within_200ms_pct']:.1f}% |"
         )
-    a, b = corpus.versions_of(next(iter(corpus.pieces)))[:2]
+    a, b = most_warped_pair(corpus)
     config = next(iter(configs.values()))
     x = sync.audio_chroma(a.load_audio(), a.sample_rate, config)
     y = sync.audio_chroma(b.load_audio(), b.sample_rate, config)
@@ -130,50 +151,87 @@ def synchronization_section(out: pathlib.Path, data: str) -> list[str]:
     return [
         "## Music synchronization",
         "",
-        f"Embedded corpus `{data}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} versions, "
+        f"Embedded corpus `{corpus.config.name}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} versions, "
         f"{corpus.total_seconds / 60:.1f} minutes of audio rendered from music21 scores.",
         "Absolute error at every beat of the score, over every pair of versions of each piece",
         "(and each version against its score), against the exact ground truth of the renderer.",
         "",
         *rows,
         "",
+        f"Figure: {a.version_id} ({a.duration_s:.1f} s) against {b.version_id} ({b.duration_s:.1f} s), "
+        "the pair whose tempi differ most.",
+        "",
         "![synchronization](synchronization.png)",
         "",
     ]
 
 
-def main(argv: list[str] | None = None) -> pathlib.Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports/latest"))
-    parser.add_argument("--data", default="small", help="corpus config in conf/data/ (tiny, small, full)")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports/latest"), help="report folder")
+    parser.add_argument("--data", default="small", choices=CORPORA, help="corpus config in conf/data/")
     parser.add_argument("--dnn-steps", type=int, default=100,
                         help="training steps of each chroma network for the theme table (0: skip the DNN rows); "
                              "runs are kept in OUT/training and resumed")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"check that everything runs: the corpus cut to {SMOKE_CORPUS['max_pieces']} pieces, "
+                             f"{SMOKE_DNN_STEPS} training steps, small indexes; the tables mean nothing")
+    parser.add_argument("--record", action="store_true",
+                        help="also save the report and its figures, stamped with commit and machine, in "
+                             "docs/results/ (the README includes its tables)")
     args = parser.parse_args(argv)
+    if args.dnn_steps < 0:
+        parser.error(f"--dnn-steps must be >= 0, got {args.dnn_steps}")
+    if args.smoke and args.record:
+        parser.error("--smoke tables mean nothing: they are not recorded")
+    return args
+
+
+def report_corpus(data: str, smoke: bool) -> CorpusConfig:
+    config = corpus_config(data)
+    return dataclasses.replace(config, **SMOKE_CORPUS) if smoke else config
+
+
+def record(report: pathlib.Path) -> None:
+    """Copy the report and its figures into docs/results/ and refresh the README's include blocks."""
+    provenance.RESULTS.mkdir(parents=True, exist_ok=True)
+    for path in report.parent.glob("*.png"):
+        shutil.copy(path, provenance.RESULTS / path.name)
+    shutil.copy(report, provenance.RESULTS / "report.md")
+    provenance.update_readme()
+    print(f"recorded in {provenance.RESULTS}")
+
+
+def main(argv: list[str] | None = None) -> pathlib.Path:
+    args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    corpus = build_corpus(report_corpus(args.data, args.smoke))
+    dnn_steps = SMOKE_DNN_STEPS if args.smoke and args.dnn_steps else args.dnn_steps
     lines = ["# Report", ""]
     lines += soft_dtw_section(args.out)
-    lines += synchronization_section(args.out, args.data)
-    corpus = build_corpus(corpus_config(args.data))
+    lines += synchronization_section(args.out, corpus)
     learned, note = {}, ""
-    if args.dnn_steps > 0:
-        small_batches = ("trainer.batch_size=4",) if args.data == "tiny" else ()  # tiny has 8 validation windows
-        learned = dnn_chroma.trained_extractors(args.data, args.dnn_steps, args.out / "training",
-                                                overrides=small_batches)
-        note = (f"DNN rows: the chroma CNN trained {args.dnn_steps} steps on this corpus's training versions "
+    if dnn_steps > 0:
+        # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
+        overrides = ("debug=smoke",) if args.smoke else ("trainer.batch_size=4",) if args.data == "tiny" else ()
+        learned = dnn_chroma.trained_extractors(args.data, dnn_steps, args.out / "training", overrides=overrides)
+        note = (f"DNN rows: the chroma CNN trained {dnn_steps} steps on this corpus's training versions "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
     lines += retrieval_report.theme_section(args.out, corpus, learned, note)
     lines += retrieval_report.audio_matching_section(args.out, corpus)
     lines += retrieval_report.shingle_section(args.out, corpus)
-    sizes = (500, 2_000) if args.data == "tiny" else (1_000, 4_000, 16_000)
+    sizes = (500, 2_000) if args.data == "tiny" or args.smoke else (1_000, 4_000, 16_000)
     lines += retrieval_report.index_scale_section(args.out, sizes=sizes)
-    lines += [f"_Built in {time.perf_counter() - start:.1f} s by `python -m experiments.reproduce`._", ""]
+    command = " ".join(["python -m experiments.reproduce", *(a for a in (sys.argv[1:] if argv is None else argv) if a != "--record")])
+    lines += ["## Run", "", provenance.stamp(command.strip(), time.perf_counter() - start), ""]
     report = args.out / "report.md"
     report.write_text("\n".join(lines))
     print(f"Report written to {report}")
+    if args.record:
+        record(report)
     return report
-
 
 if __name__ == "__main__":
     main()

@@ -61,6 +61,8 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
     Returns:
       (features by path relative to ``folder``, messages about skipped files).
     """
+    if folder.exists() and not folder.is_dir():
+        raise SearchError(f"--database {folder} is a file; give the folder that holds your recordings")
     if not folder.is_dir():
         raise SearchError(f"database folder {folder} does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and cache_dir not in p.parents)
@@ -89,6 +91,8 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
 
 def query_features(path: Path) -> np.ndarray:
     """CENS-like chroma of the query at 10 Hz, ``(T, 12)``: from audio, or from a score's notes."""
+    if path.is_dir():
+        raise SearchError(f"--query {path} is a folder; give one audio or score file")
     if not path.is_file():
         raise SearchError(f"query file {path} does not exist")
     if path.suffix.lower() in SCORE_SUFFIXES:
@@ -180,13 +184,23 @@ def run(database: Path, query: Path, *, method: str = "matching", top: int = 20,
     return hits
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.search", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
     parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
-    parser.add_argument("--method", choices=("matching", "shingles"), default="matching")
-    parser.add_argument("--top", type=int, default=20, help="number of hits")
-    parser.add_argument("--out", type=Path, default=Path("ranked.csv"))
+    parser.add_argument("--method", choices=("matching", "shingles"), default="matching",
+                        help="matching: excerpt anywhere in a recording; shingles: version identification")
+    parser.add_argument("--top", type=positive_int, default=20, help="number of hits")
+    parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
     args = parser.parse_args(argv)
     try:
         hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out)

@@ -443,40 +443,111 @@ def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: floa
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0])
-    parser.add_argument("a", type=Path, help="audio file or score (MIDI/MusicXML)")
-    parser.add_argument("b", type=Path, help="audio file or score")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--rate", type=float, default=SyncConfig.rate_hz, help="feature rate in Hz")
-    parser.add_argument("--feature", default=SyncConfig.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
-    parser.add_argument("--sample-rate", type=int, default=22050)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--multiscale", action="store_true", help="memory-bounded multiscale DTW")
-    mode.add_argument("--full", action="store_true", help="full-resolution DTW")
-    parser.add_argument("--auto-cells", type=float, default=16e6,
-                        help="without --multiscale/--full, use multiscale above this many cells")
-    args = parser.parse_args(argv)
+MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
 
-    config = SyncConfig(feature=args.feature, rate_hz=args.rate)
-    x, kind_a = _features_of(args.a, args.sample_rate, config)
-    y, kind_b = _features_of(args.b, args.sample_rate, config)
-    multiscale = args.multiscale or (not args.full and len(x) * len(y) > args.auto_cells)
+
+class SyncInputError(ValueError):
+    """A problem with the user's input, reported in one line without a traceback."""
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _writable_folder(folder: Path) -> None:
+    """Create ``folder`` and check that a file can be written there, before any work."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SyncInputError(f"cannot write to --out {folder}: {error.strerror or error}") from None
+
+
+def _checked_features(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, str]:
+    from experiments.data.loaders import AudioLoadError, ScoreLoadError
+
+    try:
+        frames, kind = _features_of(path, sr, config)
+    except (AudioLoadError, ScoreLoadError) as error:
+        raise SyncInputError(str(error)) from None
+    if len(frames) < MIN_SECONDS * config.rate_hz:
+        raise SyncInputError(f"{path} is {len(frames) / config.rate_hz:.2f} s long; "
+                             f"synchronization needs at least {MIN_SECONDS:g} s")
+    return frames, kind
+
+
+def write_times_csv(path: Path, times: np.ndarray, names: tuple[str, str]) -> None:
+    """Corresponding times in seconds, one row per path point, columns ``time_<name>_s`` (quoted as needed)."""
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([f"time_{name}_s" for name in names])
+        writer.writerows([f"{a:.3f}", f"{b:.3f}"] for a, b in times)
+
+
+def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample_rate: int = 22050,
+                      multiscale: bool | None = None, auto_cells: float = 16e6) -> dict:
+    """Align two files (audio or score) and write ``sync.csv``, ``sync.png`` and ``summary.json`` to ``out``.
+
+    ``multiscale=None`` chooses it above ``auto_cells`` cells. Returns the summary.
+
+    Raises:
+      SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
+    """
+    _writable_folder(out)
+    x, kind_a = _checked_features(a, sample_rate, config)
+    y, kind_b = _checked_features(b, sample_rate, config)
+    if multiscale is None:
+        multiscale = len(x) * len(y) > auto_cells
     config = dataclasses.replace(config, multiscale=multiscale)
     result = align(x, y, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    times = result.times()
-    header = f"time_{args.a.stem}_s,time_{args.b.stem}_s"
-    np.savetxt(args.out / "sync.csv", times, fmt="%.3f", delimiter=",", header=header, comments="")
-    plot_alignment(x, y, result.path, config.rate_hz, args.out / "sync.png", labels=(args.a.name, args.b.name))
-    summary = {"a": str(args.a), "b": str(args.b), "kinds": [kind_a, kind_b], "frames": [len(x), len(y)],
+    write_times_csv(out / "sync.csv", result.times(), (a.stem, b.stem))
+    plot_alignment(x, y, result.path, config.rate_hz, out / "sync.png", labels=(a.name, b.name))
+    summary = {"a": str(a), "b": str(b), "kinds": [kind_a, kind_b], "frames": [len(x), len(y)],
                "config": dataclasses.asdict(config), "seconds": result.seconds, "cells": result.cells,
                "path_length": len(result.path)}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {args.out / 'sync.csv'} and {args.out / 'sync.png'} "
-          f"({len(result.path)} path points, {result.seconds:.2f} s, {'multiscale' if multiscale else 'full'})")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("a", type=Path, help="audio file or score (MIDI/MusicXML)")
+    parser.add_argument("b", type=Path, help="audio file or score")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--rate", type=_positive(float), default=SyncConfig.rate_hz, help="feature rate in Hz")
+    parser.add_argument("--feature", default=SyncConfig.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
+    parser.add_argument("--sample-rate", type=_positive(int), default=22050, help="audio is resampled to this rate")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--multiscale", action="store_true", help="memory-bounded multiscale DTW")
+    mode.add_argument("--full", action="store_true", help="full-resolution DTW")
+    parser.add_argument("--auto-cells", type=_positive(float), default=16e6,
+                        help="without --multiscale/--full, use multiscale above this many cells")
+    args = parser.parse_args(argv)
+    multiscale = True if args.multiscale else False if args.full else None
+    try:
+        summary = synchronize_files(args.a, args.b, args.out, SyncConfig(feature=args.feature, rate_hz=args.rate),
+                                    sample_rate=args.sample_rate, multiscale=multiscale, auto_cells=args.auto_cells)
+    except SyncInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'sync.csv'} and {args.out / 'sync.png'} ({summary['path_length']} path points, "
+          f"{summary['seconds']:.2f} s, {'multiscale' if summary['config']['multiscale'] else 'full'})")
+    return 0
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

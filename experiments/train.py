@@ -10,14 +10,16 @@ Experiments (`conf/experiment/`): the chroma CNN trained four ways,
 Runs write to `logs/<task_name>/runs/<overrides>/`; running the same command
 again resumes from that folder's latest checkpoint (also after kill -9).
 Sweeps: `-m` over any value, locally in parallel with
-`hydra/launcher=joblib`, on Slurm with `hydra/launcher=submitit_slurm`
-(`pip install -e ".[slurm]"`). `main()` returns `optimized_metric`.
+`hydra/launcher=joblib`, on Slurm with `hydra/launcher=slurm`
+(`pip install -e ".[slurm]"`). `main()` returns `optimized_metric`;
+a sweep with a failed job names it at the end and exits 1.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,11 @@ from experiments.training.loggers import FileLogger
 from experiments.training.loop import LoopConfig
 from experiments.training.loop import fit
 from experiments.training.loop import make_loss_fn
+from experiments.training.runlock import RunLockedError
+from experiments.training.runlock import run_lock
+from experiments.training.sweeps import ERROR_FILE
 
 log = logging.getLogger(__name__)
-# orbax logs every file operation at INFO through absl; keep the run log readable.
-logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 def run_name(override_dirname: str, max_length: int = 120) -> str:
@@ -79,12 +82,35 @@ def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list:
-    """The metrics file logger, then every logger of the `logger` group."""
+    """The metrics file logger, then every logger of the `logger` group, given the resolved run config.
+
+    The run config is passed after instantiation: given to `instantiate`, its own `_target_` nodes
+    (optimizer, loss, ...) would be instantiated too.
+    """
     loggers: list[Any] = [FileLogger(output_dir)]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger_cfg in (cfg.get("logger") or {}).values():
-        loggers.append(hydra.utils.instantiate(logger_cfg, config=resolved))
+        loggers.append(hydra.utils.instantiate(logger_cfg, _partial_=True)(run_config=resolved))
     return loggers
+
+
+class ConfigError(ValueError):
+    """A config value out of its range; reported in one line, before any work."""
+
+
+# trainer option -> smallest allowed value (`devices` may also be null: all local devices).
+TRAINER_MINIMUM = {"steps": 1, "batch_size": 1, "log_every": 1, "val_every": 1, "save_every": 1,
+                   "keep_latest": 1, "keep_best": 1, "devices": 1}
+
+
+def check_trainer(trainer_cfg: DictConfig) -> None:
+    """Raise `ConfigError` naming the first `trainer.<key>` that is not an integer >= its minimum."""
+    for key, minimum in TRAINER_MINIMUM.items():
+        value = trainer_cfg.get(key)
+        if key == "devices" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"trainer.{key}={value!r}: must be an integer >= {minimum}.")
 
 
 def model_config(cfg: DictConfig) -> dict:
@@ -94,9 +120,17 @@ def model_config(cfg: DictConfig) -> dict:
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train as `cfg` says; returns (final metrics, built objects).
 
-    Loggers and checkpoint managers are closed in `finally`, so a failing run
-    leaves its files consistent and a sweep goes on to the next run.
+    Bad `trainer` values are refused before any work, and a run folder in use
+    by another process is refused (`RunLockedError`). Loggers and checkpoint
+    managers are closed in `finally`, so a failing run leaves its files
+    consistent and a sweep goes on to the next run.
     """
+    check_trainer(cfg.trainer)
+    with run_lock(cfg.paths.output_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     output_dir = Path(cfg.paths.output_dir)
     mesh = parallel.data_mesh(cfg.trainer.devices)
     if cfg.trainer.batch_size % mesh.size:
@@ -117,7 +151,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             checkpoints=checkpoints, loggers=loggers, mesh=mesh,
             config=LoopConfig(steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
                               log_every=cfg.trainer.log_every, val_every=cfg.trainer.val_every,
-                              seed=cfg.seed, progress=cfg.trainer.progress),
+                              seed=cfg.seed, progress=cfg.trainer.progress,
+                              description=f"train {cfg.task_name}"),
         )
     finally:
         for logger in loggers:
@@ -137,15 +172,24 @@ def _in_sweep() -> bool:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns `cfg.optimized_metric` (NaN for a failed run of a sweep)."""
+    """Hydra entry point; returns `cfg.optimized_metric` (NaN for a failed job of a sweep).
+
+    A bad config value or a run folder in use ends a single run with one line and exit status 2. In a
+    sweep a failing job records its traceback in `error.txt` and the others go
+    on; `experiments.training.sweeps.SweepSummary` names it at the end.
+    """
+    error_file = Path(cfg.paths.output_dir, ERROR_FILE)
+    error_file.unlink(missing_ok=True)  # a rerun of a job that failed before
     try:
         metrics, _ = train(cfg)
-    except Exception:
+    except Exception as error:
         if not _in_sweep():
+            if isinstance(error, (ConfigError, RunLockedError)):
+                print(f"error: {error}", file=sys.stderr)
+                raise SystemExit(2) from None
             raise
-        # One failing job must not sink the sweep: record it and report NaN to the sweeper.
         log.error("run failed:\n%s", traceback.format_exc())
-        Path(cfg.paths.output_dir, "error.txt").write_text(traceback.format_exc())
+        error_file.write_text(traceback.format_exc())
         return float("nan")
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 

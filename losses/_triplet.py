@@ -27,9 +27,12 @@ MINING_STRATEGIES = ("hard", "semi-hard", "all")
 
 
 def _safe_sqrt(x: jax.Array) -> jax.Array:
-    """sqrt with a zero (not NaN) gradient at x = 0, for coincident points."""
+    """sqrt with a zero (not NaN) gradient at x = 0, for coincident points; NaN stays NaN.
+
+    (A NaN distance mapped to 0 would hide NaN embeddings behind a finite loss of `margin`.)
+    """
     positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), jnp.where(jnp.isnan(x), x, 0.0))
 
 
 def _distance(squared_distance: jax.Array, squared: bool) -> jax.Array:

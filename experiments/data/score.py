@@ -31,8 +31,24 @@ class ScoreLoadError(ValueError):
     """A score could not be read; the message names the file."""
 
 
+def _parse_from_source(path: Path):
+    """music21's parse of a score file, with its pickle cache off both ways.
+
+    By default music21 stores every parsed score as a pickle at a predictable
+    path in the system temp folder and loads it on the next parse: on a shared
+    machine anyone can plant a pickle there, and loading it runs their code.
+    """
+    import music21
+
+    converter = music21.converter.Converter()
+    converter.parseFileNoPickle(str(path))
+    return converter.stream
+
+
 def parse_score(source: str | Path):
     """Parse a score with music21: a file (MusicXML, MIDI, kern, ...) or a music21 corpus path.
+
+    Never reads or writes music21's pickle cache (see :func:`_parse_from_source`).
 
     Raises:
       ScoreLoadError: naming ``source`` when music21 cannot read it.
@@ -44,9 +60,11 @@ def parse_score(source: str | Path):
         if path.exists():
             if path.stat().st_size == 0:
                 raise ScoreLoadError(f"score file is empty: {path}")
-            score = music21.converter.parse(str(path))
         else:
-            score = music21.corpus.parse(str(source))
+            path = music21.corpus.getWork(str(source))
+            if isinstance(path, list):  # a work with several movements: the first, as corpus.parse does
+                path = path[0]
+        score = _parse_from_source(Path(path))
     except ScoreLoadError:
         raise
     except Exception as exc:  # music21 raises many unrelated types

@@ -4,13 +4,16 @@ Each variant is the chroma CNN of :mod:`models` trained by
 ``python -m experiments.train experiment=<name>`` on the embedded corpus
 (Zalkow & Müller 2021: strong alignment, linear scaling, CTC; Krause, Weiß &
 Müller 2023: soft-DTW). :func:`trained_extractors` trains each one for a few
-steps (or resumes it: runs live in ``run_root/<name>``, so a second call with
-the same folder only loads the checkpoints) and wraps the network as a
+steps (or resumes it: runs live in ``run_root/<data>-<hash of the data config>/<name>``,
+so a second call with the same folder and data only loads the checkpoints, and
+another data config never reuses them) and wraps the network as a
 ``chroma_fn(audio, sr) -> (T, 12)`` for :func:`experiments.retrieval.theme.chroma_database`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Mapping
@@ -48,6 +51,16 @@ def train_config(experiment: str, data: str, steps: int, output_dir: Path, overr
     return cfg
 
 
+def data_key(data_cfg) -> str:
+    """``<name>-<hash>`` of a resolved data config (its cache folder aside): the run folder of its networks."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(data_cfg, resolve=True)
+    values.pop("cache_dir", None)
+    digest = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{values['name']}-{digest}"
+
+
 def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> ChromaExtractor:
     """Wrap a trained chroma network: audio -> its HCQT -> chroma posteriors ``(T, 12)`` at ``rate_hz``.
 
@@ -70,11 +83,15 @@ def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> ChromaExtractor:
 
 def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, ChromaExtractor]:
     """Train (or resume) every variant for ``steps`` steps on corpus ``data``; their chroma extractors."""
+    from omegaconf import open_dict
+
     from experiments.train import train
 
     extractors = {}
     for row, experiment in VARIANTS.items():
-        cfg = train_config(experiment, data, steps, Path(run_root) / experiment, overrides)
+        cfg = train_config(experiment, data, steps, Path(run_root), overrides)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / experiment)
         logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
         _, objects = train(cfg)
         extractors[row] = chroma_extractor(objects["model"], cfg)

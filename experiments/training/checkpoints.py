@@ -13,15 +13,25 @@ checkpoint intact. Every checkpoint also stores the model config; restoring
 into a different config is refused (`CheckpointMismatchError`) instead of
 failing deep inside orbax with a shape error, or worse, silently succeeding
 when shapes happen to agree.
+
+Integrity: a state with NaN or infinite values is never saved
+(`NonFiniteStateError`), and every save stores a SHA-256 of the state's
+arrays. Restoring verifies it; a checkpoint that fails to load, holds
+non-finite values or does not match its checksum (flipped bytes, a truncated
+file, an emptied metadata file) is moved to `checkpoints/corrupt/` and the
+next older one is tried, with a warning naming what was skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -30,8 +40,40 @@ from flax import nnx
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+log = logging.getLogger(__name__)
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint was written by a different model config than the one being restored."""
+
+
+class NonFiniteStateError(FloatingPointError):
+    """Parameters or optimizer state hold NaN or infinite values; such a state is not saved."""
+
+
+def _leaves(state: dict) -> list[tuple[str, np.ndarray]]:
+    """(path, host array) of every leaf, in a fixed order; PRNG keys as their raw data."""
+    leaves = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        leaves.append((jax.tree_util.keystr(path), np.asarray(leaf)))
+    return leaves
+
+
+def state_checksum(state: dict) -> str:
+    """SHA-256 over the paths, dtypes, shapes and bytes of every array of `state`."""
+    digest = hashlib.sha256()
+    for path, array in _leaves(state):
+        digest.update(f"{path}|{array.dtype}|{array.shape}|".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def nonfinite_paths(state: dict) -> list[str]:
+    """Paths of the floating-point arrays of `state` that hold a NaN or an infinity."""
+    return [path for path, array in _leaves(state)
+            if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()]
 
 
 def _differences(saved: dict, current: dict) -> list[str]:
@@ -96,7 +138,16 @@ class Checkpoints:
         )
 
     def _args(self, state: dict, step: int, extra: dict | None = None) -> ocp.args.Composite:
-        meta = {"step": step, "model_config": self.model_config, **(extra or {})}
+        """Save arguments, after refusing a non-finite state (it would poison every resume)."""
+        bad = nonfinite_paths(state)
+        if bad:
+            last = self.latest_path()
+            raise NonFiniteStateError(
+                f"parameters or optimizer state are not finite at step {step} ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}); not saved, stopping. Last good checkpoint: "
+                f"{last if last is not None else 'none (no checkpoint saved yet)'}."
+            )
+        meta = {"step": step, "model_config": self.model_config, "checksum": state_checksum(state), **(extra or {})}
         return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
 
     def save_latest(self, step: int, state: dict, *, force: bool = False) -> bool:
@@ -118,15 +169,37 @@ class Checkpoints:
         return None if step is None else self.directory / "latest" / str(step)
 
     def restore_latest(self, abstract_state: dict) -> tuple[int, dict] | None:
-        """(step, state) of the newest checkpoint, or None if there is none.
+        """(step, state) of the newest intact checkpoint, or None if there is none.
+
+        Checkpoints that fail to load or to verify are moved to
+        `checkpoints/corrupt/` (so no later save or restore meets them again)
+        and named in a warning.
 
         Raises:
           CheckpointMismatchError: the checkpoint's model config differs from
             this run's.
         """
-        step = self.latest.latest_step()
-        if step is None:
-            return None
+        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        skipped = []
+        for step in sorted(self.latest.all_steps(), reverse=True):
+            try:
+                state = self._restore_verified(step, target)
+            except CheckpointMismatchError:
+                raise
+            except Exception as error:  # orbax and tensorstore raise many types for damaged files
+                skipped.append(f"step {step} ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+                self._set_aside(step)
+                continue
+            if skipped:
+                log.warning("resuming from step %d; skipped damaged checkpoint(s), moved to %s: %s",
+                            step, self.directory / "corrupt", "; ".join(skipped))
+            return step, state
+        if skipped:
+            log.warning("no intact checkpoint in %s, starting from step 0; skipped, moved to %s: %s",
+                        self.directory / "latest", self.directory / "corrupt", "; ".join(skipped))
+        return None
+
+    def _restore_verified(self, step: int, target: dict) -> dict:
         meta = self.latest.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
         differences = _differences(meta["model_config"], self.model_config)
         if differences:
@@ -135,9 +208,21 @@ class Checkpoints:
                 f"config ({'; '.join(differences)}). Refusing to restore it: run with the model config it "
                 f"was trained with, or choose a new output folder (or delete this one) to start afresh."
             )
-        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-        restored = self.latest.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-        return step, restored.state
+        state = self.latest.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+        if bad := nonfinite_paths(state):
+            raise ValueError(f"non-finite values in {', '.join(bad[:3])}")
+        if "checksum" in meta and meta["checksum"] != state_checksum(state):  # older checkpoints have none
+            raise ValueError("the arrays do not match the checksum written at save time")
+        return state
+
+    def _set_aside(self, step: int) -> None:
+        corrupt = self.directory / "corrupt"
+        corrupt.mkdir(exist_ok=True)
+        destination, n = corrupt / f"latest-{step}", 1
+        while destination.exists():
+            destination, n = corrupt / f"latest-{step}-{n}", n + 1
+        shutil.move(str(self.directory / "latest" / str(step)), destination)
+        self.latest.reload()
 
     def close(self) -> None:
         self.latest.close()

@@ -100,6 +100,7 @@ class LoopConfig:
       log_every, val_every: logging and validation intervals in steps.
       seed: seed of the batch order and of the dropout keys.
       progress: show a tqdm bar.
+      description: the bar's label, e.g. "train ctc_chroma".
     """
 
     steps: int
@@ -108,6 +109,7 @@ class LoopConfig:
     val_every: int = 50
     seed: int = 0
     progress: bool = True
+    description: str = "train"
 
 
 @dataclasses.dataclass
@@ -158,8 +160,12 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
         for logger in loggers:
             logger.log(values, step)
 
+    for logger in loggers:
+        logger.resume(start)
+
     val_metrics: dict[str, float] = {}
-    bar = tqdm(total=config.steps, initial=start, disable=not config.progress, desc="train", unit="step")
+    bar = tqdm(total=config.steps, initial=start, disable=not config.progress, desc=config.description,
+               unit="step")
     interval_start, interval_examples = time.perf_counter(), 0
     for step in range(start, config.steps):
         batch = parallel.shard_batch(train_set.take(sampler.indices(step)), mesh)

@@ -1,4 +1,5 @@
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,19 +83,20 @@ class TestFolder:
             loaders.load_annotations(folder / "bad2.csv")
 
 
+@pytest.fixture(scope="module")
+def score_folder(tmp_path_factory):
+    import music21
+
+    folder = tmp_path_factory.mktemp("scores")
+    score = music21.corpus.parse("bach/bwv66.6").measures(0, 3)
+    score.write("musicxml", fp=str(folder / "chorale.musicxml"))
+    score.write("midi", fp=str(folder / "chorale.mid"))
+    (folder / "broken.mid").write_bytes(b"MThd this is not midi")
+    (folder / "broken.musicxml").write_text("<score-partwise><part")
+    return folder
+
+
 class TestScores:
-    @pytest.fixture(scope="class")
-    def score_folder(self, tmp_path_factory):
-        import music21
-
-        folder = tmp_path_factory.mktemp("scores")
-        score = music21.corpus.parse("bach/bwv66.6").measures(0, 3)
-        score.write("musicxml", fp=str(folder / "chorale.musicxml"))
-        score.write("midi", fp=str(folder / "chorale.mid"))
-        (folder / "broken.mid").write_bytes(b"MThd this is not midi")
-        (folder / "broken.musicxml").write_text("<score-partwise><part")
-        return folder
-
     @pytest.mark.parametrize("name", ["chorale.musicxml", "chorale.mid"])
     def test_load(self, score_folder, name):
         piece = loaders.load_score(score_folder / name)
@@ -112,3 +114,34 @@ class TestScores:
         with pytest.warns(UserWarning, match="broken"):
             pieces = loaders.load_score_folder(score_folder)
         assert sorted(p.source.rsplit("/", 1)[-1] for p in pieces) == ["chorale.mid", "chorale.musicxml"]
+
+
+def test_scores_are_parsed_without_music21_pickles(score_folder, tmp_path):
+    """music21 caches parsed scores as pickles at a predictable path in the system temp folder and
+    loads them on the next parse; a pickle planted there runs its code. We never read one."""
+    import pickle
+    import zlib
+
+    import music21
+    from music21.converter import PickleFilter
+
+    marker = tmp_path / "planted-code-ran"
+
+    class Planted:
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    source = score_folder / "chorale.musicxml"
+    _, _, cache_path = PickleFilter(str(source), False, None).status()
+    cache_path = Path(cache_path)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache_path.write_bytes(zlib.compress(pickle.dumps(Planted())))
+    try:
+        piece = loaders.load_score(source)
+        assert not marker.exists()
+        assert 73 in {n.pitch for n in piece.notes}
+        with pytest.raises(Exception):
+            music21.converter.parse(str(source))  # music21's default: loads the planted pickle
+        assert marker.exists()  # ... so the plant was where music21 looks
+    finally:
+        cache_path.unlink(missing_ok=True)

@@ -1,5 +1,6 @@
 import csv
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -83,8 +84,9 @@ class TestCommandLine:
         a, b = tiny_corpus.versions_of("bach-bwv66.6")[:2]
         soundfile.write(tmp_path / "a.wav", a.load_audio(), SR)
         soundfile.write(tmp_path / "b.flac", b.load_audio(), SR)
-        summary = sync.main([str(tmp_path / "a.wav"), str(tmp_path / "b.flac"), "--out", str(tmp_path / "out"),
-                             "--rate", "10"])
+        assert sync.main([str(tmp_path / "a.wav"), str(tmp_path / "b.flac"), "--out", str(tmp_path / "out"),
+                          "--rate", "10"]) == 0
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         rows = list(csv.reader((tmp_path / "out" / "sync.csv").open()))
         assert rows[0] == ["time_a_s", "time_b_s"]
         times = np.asarray(rows[1:], dtype=float)
@@ -98,12 +100,58 @@ class TestCommandLine:
         version = tiny_corpus.versions_of("bach-bwv66.6")[0]
         music21.corpus.parse("bach/bwv66.6").measures(0, 4).write("musicxml", fp=str(tmp_path / "score.musicxml"))
         soundfile.write(tmp_path / "take.wav", version.load_audio(), SR)
-        summary = sync.main([str(tmp_path / "score.musicxml"), str(tmp_path / "take.wav"),
-                             "--out", str(tmp_path / "out"), "--rate", "10", "--multiscale"])
+        assert sync.main([str(tmp_path / "score.musicxml"), str(tmp_path / "take.wav"),
+                          "--out", str(tmp_path / "out"), "--rate", "10", "--multiscale"]) == 0
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["kinds"] == ["score", "audio"] and summary["config"]["multiscale"]
         assert (tmp_path / "out" / "sync.png").exists()
 
-    def test_bad_file_named(self, tmp_path):
-        (tmp_path / "bad.wav").write_bytes(b"nope")
-        with pytest.raises(ValueError, match="bad.wav"):
-            sync.main([str(tmp_path / "bad.wav"), str(tmp_path / "bad.wav"), "--out", str(tmp_path / "o")])
+    @pytest.fixture
+    def good_wav(self, tiny_corpus, tmp_path):
+        version = tiny_corpus.versions[0]
+        soundfile.write(tmp_path / "good.wav", version.load_audio(), SR)
+        return tmp_path / "good.wav"
+
+    @pytest.mark.parametrize("case, expected", [
+        ("missing", "audio file not found"),
+        ("zero bytes", "audio file is empty (0 bytes)"),
+        ("text named .wav", "cannot decode audio file"),
+        ("NaN samples", "NaN or inf samples"),
+        ("0.01 s", " s long; synchronization needs at least 1 s"),
+        ("1 sample", " s long; synchronization needs at least 1 s"),
+    ])
+    def test_bad_input_is_one_line_and_exit_2(self, case, expected, good_wav, tmp_path, capsys):
+        bad = tmp_path / "bad.wav"
+        if case == "zero bytes":
+            bad.write_bytes(b"")
+        elif case == "text named .wav":
+            bad.write_text("this is not audio")
+        elif case == "NaN samples":
+            soundfile.write(bad, np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+        elif case == "0.01 s":
+            soundfile.write(bad, 0.1 * np.ones(SR // 100, np.float32), SR)
+        elif case == "1 sample":
+            soundfile.write(bad, np.array([0.5], np.float32), SR)
+        assert sync.main([str(good_wav), str(bad), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err and "bad.wav" in err and err.count("\n") == 1
+
+    @pytest.mark.parametrize("rate", ["-5", "0", "nan"])
+    def test_bad_rate_refused_before_any_work(self, rate, good_wav, tmp_path, capsys):
+        with pytest.raises(SystemExit) as exit_info:
+            sync.main([str(good_wav), str(good_wav), "--out", str(tmp_path / "out"), "--rate", rate])
+        assert exit_info.value.code == 2 and "--rate: must be > 0" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
+
+    def test_unwritable_out_refused_before_any_work(self, good_wav, tmp_path, capsys, monkeypatch):
+        (tmp_path / "a_file").write_text("")
+        monkeypatch.setattr(sync, "align", lambda *a, **k: pytest.fail("aligned before checking --out"))
+        assert sync.main([str(good_wav), str(good_wav), "--out", str(tmp_path / "a_file" / "out")]) == 2
+        assert "cannot write to --out" in capsys.readouterr().err
+
+    def test_comma_in_a_file_name_is_quoted_in_the_csv(self, good_wav, tmp_path):
+        odd = tmp_path / "take 2, live.wav"
+        odd.write_bytes(good_wav.read_bytes())
+        assert sync.main([str(good_wav), str(odd), "--out", str(tmp_path / "out"), "--rate", "10"]) == 0
+        rows = list(csv.reader((tmp_path / "out" / "sync.csv").open()))
+        assert rows[0] == ["time_good_s", "time_take 2, live_s"] and len(rows[1]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import models
 from experiments import train as train_app
 from experiments.training import loop
 from experiments.training import parallel
+from experiments.training import sweeps
 from experiments.training import synthetic
 from experiments.training.checkpoints import CheckpointMismatchError
 from tests.experiments.train_helpers import CONF_DIR
@@ -92,9 +94,16 @@ class TestResume:
         with pytest.raises(KeyboardInterrupt):
             train_app.train(cfg)
         monkeypatch.setattr(loop, "make_train_step", make_train_step)
+        log_file = tmp_path / "resumed" / "metrics.jsonl"
+        with log_file.open("a") as f:
+            f.write('{"step": 4, "train/lo')  # torn by a kill in the middle of an append
         metrics, resumed = train_app.train(cfg)
 
         assert metrics["train/start_step"] == 2  # latest checkpoint before the crash at step 4
+        # Rows after the restored step are dropped and logged again: each step once, the torn line gone.
+        rows = [json.loads(line) for line in log_file.read_text().splitlines()]
+        assert [r["step"] for r in rows if "train/loss" in r] == [1, 2, 3, 4, 5]
+        assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n3,") == 1
         assert int(resumed["optimizer"].step[...]) == 5
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                      _params(reference["model"]), _params(resumed["model"]))
@@ -115,6 +124,60 @@ class TestResume:
         monkeypatch.setattr(synthetic, "chroma_examples", poisoned)
         with pytest.raises(loop.NonFiniteLossError, match=r"at step 1; .*Last good checkpoint: none"):
             train_app.train(compose_train(tmp_path, ["experiment=strong_chroma"]))
+
+
+def _damage(step_dir: Path, kind: str) -> None:
+    """Damage a saved state as a disk or a killed copy would."""
+    chunk = next(p for p in sorted((step_dir / "state").glob("model.*kernel/*")) if not p.name.startswith("."))
+    data = bytearray(chunk.read_bytes())
+    if kind == "flipped bytes":
+        for i in range(len(data) // 3, len(data) // 3 + 8):
+            data[i] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    elif kind == "truncated chunk":
+        chunk.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        (step_dir / "state" / "_METADATA").write_text("")
+
+
+class TestCheckpointIntegrity:
+    OVERRIDES = ["experiment=deep_chroma", "trainer.save_every=1", "trainer.keep_latest=3"]
+
+    @pytest.mark.parametrize("kind", ["flipped bytes", "truncated chunk", "emptied metadata"])
+    def test_damaged_latest_is_skipped_for_the_newest_intact(self, kind, tmp_path, caplog):
+        train_app.train(compose_train(tmp_path, [*self.OVERRIDES, "trainer.steps=3"]))
+        _damage(tmp_path / "checkpoints" / "latest" / "3", kind)
+        with caplog.at_level(logging.WARNING, logger="experiments.training.checkpoints"):
+            metrics, objects = train_app.train(compose_train(tmp_path, [*self.OVERRIDES, "trainer.steps=4"]))
+        assert metrics["train/start_step"] == 2
+        assert "resuming from step 2; skipped damaged checkpoint(s)" in caplog.text and "step 3 (" in caplog.text
+        assert (tmp_path / "checkpoints" / "corrupt" / "latest-3").is_dir()
+        assert int(objects["optimizer"].step[...]) == 4
+        assert sorted(p.name for p in (tmp_path / "checkpoints" / "latest").iterdir()) == ["2", "3", "4"]
+
+    def test_non_finite_state_is_never_saved(self, tmp_path):
+        from experiments.training.checkpoints import Checkpoints, NonFiniteStateError
+
+        state = {"model": {"kernel": np.array([1.0, np.nan], np.float32)}, "optimizer": {"step": np.int32(3)}}
+        checkpoints = Checkpoints(tmp_path, {"name": "x"}, save_every=1)
+        try:
+            with pytest.raises(NonFiniteStateError, match=r"not finite at step 3 \(\['model'\]\['kernel'\]\)"):
+                checkpoints.save_latest(3, state)
+            assert checkpoints.latest.all_steps() == []
+        finally:
+            checkpoints.close()
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    """Two identical commands at once: the second is refused, naming the first; the lock goes with it."""
+    from experiments.training.runlock import RunLockedError, run_lock
+
+    cfg = compose_train(tmp_path, ["experiment=deep_chroma"])
+    with run_lock(tmp_path):
+        with pytest.raises(RunLockedError, match=f"in use by a training run \\(pid {os.getpid()} on "):
+            train_app.train(cfg)
+    assert not (tmp_path / "metrics.jsonl").exists()
+    train_app.train(cfg)  # released
 
 
 class TestSharding:
@@ -162,7 +225,7 @@ class TestBadConfig:
         from hydra import compose, initialize_config_dir
 
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            for launcher in ("joblib", "submitit_slurm"):
+            for launcher in ("joblib", "slurm"):
                 cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
                 assert cfg.hydra.launcher._target_.endswith("Launcher")
             cfg = compose("train", overrides=["hparams_search=ctc_lr"], return_hydra_config=True)
@@ -170,21 +233,66 @@ class TestBadConfig:
 
 
 class TestMultirun:
-    def test_two_jobs_one_failing_does_not_stop_the_sweep(self, tmp_path):
-        """A 2-job joblib sweep: the good job trains; the bad one (batch not divisible) records its error."""
+    def test_a_failing_job_does_not_stop_the_sweep_but_fails_it(self, tmp_path):
+        """A 2-job joblib sweep: the good job trains; the bad one (batch not divisible) records its error,
+        and the sweep names it at the end and exits 1."""
         overrides = TINY_RUN + TINY_MODEL["deep_chroma"] + [
             "experiment=deep_chroma", f"paths.log_dir={tmp_path}", "hydra/launcher=joblib",
             "trainer.batch_size=4,3"]
         env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "WANDB_MODE": "disabled"}
         result = subprocess.run([sys.executable, "-m", "experiments.train", "-m", *overrides], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 1, result.stderr[-3000:]
         runs = [p for p in (tmp_path / "deep_chroma" / "multiruns").iterdir() if p.is_dir()]
         assert len(runs) == 2
         (bad,) = [p for p in runs if (p / "error.txt").exists()]
         (good,) = [p for p in runs if p != bad]
         assert "trainer.batch_size=3 is not divisible" in (bad / "error.txt").read_text()
         assert (good / "metrics.csv").exists() and (good / "checkpoints" / "latest" / "2").exists()
+        summary = result.stderr[result.stderr.index("sweep: 1 job(s) failed:"):]
+        assert f"{bad.name}: ValueError: trainer.batch_size=3 is not divisible by 2 devices." in summary
+        assert "is validated against ConfigStore schema" not in result.stderr  # no deprecation noise
+
+    def test_summary_counts_only_this_sweep(self, tmp_path):
+        old, new = tmp_path / "a=1", tmp_path / "a=2"
+        for folder, message in ((old, "ValueError: old"), (new, "KeyError: 'x'")):
+            folder.mkdir()
+            (folder / sweeps.ERROR_FILE).write_text(f"Traceback (most recent call last):\n  ...\n{message}\n")
+        os.utime(old / sweeps.ERROR_FILE, (1.0, 1.0))
+        failed = sweeps.failed_jobs(tmp_path, since=1000.0)
+        assert [(job.folder.name, job.error) for job in failed] == [("a=2", "KeyError: 'x'")]
+        assert "a=2: KeyError: 'x'" in sweeps.summary(failed)
+
+
+class TestLoggers:
+    def test_default_logger_is_wandb_offline(self, tmp_path, monkeypatch):
+        """The default `logger=wandb`: an offline run in the run folder holding the resolved config."""
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+        cfg = compose_train(tmp_path, ["experiment=deep_chroma"], logger="wandb")
+        assert cfg.logger.wandb.mode == "offline"
+        train_app.train(cfg)
+        (run,) = (tmp_path / "wandb").glob("offline-run-*")
+        (records,) = run.glob("run-*.wandb")  # the config and every logged row, for `wandb sync`
+        assert b"deep_chroma" in records.read_bytes() and b"val/score" in records.read_bytes()
+
+
+class TestTrainerOptions:
+    @pytest.mark.parametrize("override", ["trainer.steps=-5", "trainer.steps=0", "trainer.batch_size=0",
+                                          "trainer.val_every=0", "trainer.devices=0"])
+    def test_out_of_range_refused_before_any_work(self, override, tmp_path):
+        key = override.split("=")[0]
+        with pytest.raises(train_app.ConfigError, match=f"{key}=.*must be an integer >= 1"):
+            train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", override]))
+        assert not (tmp_path / "checkpoints").exists()
+
+    def test_one_line_and_exit_2_on_the_command_line(self, tmp_path):
+        result = subprocess.run(
+            [sys.executable, "-m", "experiments.train", *TINY_RUN, "experiment=deep_chroma", "trainer.steps=-5",
+             f"paths.log_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "WANDB_MODE": "disabled"})
+        assert result.returncode == 2
+        assert "trainer.steps=-5: must be an integer >= 1." in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

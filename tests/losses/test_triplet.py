@@ -59,6 +59,14 @@ class TestTripletLoss:
         grad = jax.grad(lambda a: losses.triplet_loss(a, x, x + 1.0, margin=2.0).sum())(x)
         assert np.all(np.isfinite(grad))
 
+    def test_nan_embedding_gives_nan_loss(self):
+        """A NaN distance must not turn into 0 (which would give a finite loss of `margin`)."""
+        x = np.ones((2, 3), np.float32)
+        anchor = x.copy()
+        anchor[0, 1] = np.nan
+        value = np.asarray(losses.triplet_loss(anchor, x, x + 1.0, margin=2.0))
+        assert np.isnan(value[0]) and np.isfinite(value[1])
+
     @pytest.mark.parametrize(
         "change, name",
         [
@@ -95,6 +103,13 @@ class TestBatchTripletLoss:
         for mining in ("hard", "semi-hard", "all"):
             value = losses.batch_triplet_loss(embeddings, np.zeros(4, np.int32), margin=1.0, mining=mining)
             np.testing.assert_array_equal(value, 0.0)
+
+    @pytest.mark.parametrize("mining", ["hard", "semi-hard", "all"])
+    def test_nan_embedding_gives_nan_loss(self, mining):
+        embeddings = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+        embeddings[2] = np.nan
+        value = losses.batch_triplet_loss(embeddings, np.array([0, 0, 1, 1, 2, 2]), margin=0.2, mining=mining)
+        assert np.isnan(np.asarray(value)).any()
 
     def test_gradient_finite_and_jit(self):
         embeddings = np.zeros((4, 3), np.float32)  # all distances 0
