@@ -13,11 +13,13 @@ Methods:
   the database in an HNSW index; one row per recording, best first.
 
 The query may be audio (wav, flac, mp3, ...) or a score (MIDI, MusicXML),
-whose chroma comes from its notes. Features and the HNSW index are cached in
-``FOLDER/.sdtw-search/``: the features of a file are recomputed only when the
-file changes, the index when the set of files changes. Unreadable files are
-skipped and listed. Prints the ranking and writes it as CSV
-(file, start_s, end_s, distance).
+whose chroma comes from its notes. Features and the HNSW index are cached
+outside the music folder (which may be read-only): in ``--cache``, default
+``$XDG_CACHE_HOME/sdtw-retrieval/search/<folder hash>`` (``~/.cache/...``).
+The features of a file are recomputed only when the file changes, the index
+when the set of files changes, and any cached file that fails its checksum is
+computed again. Unreadable or truncated files are skipped and listed. Prints
+the ranking and writes it as CSV (file, start_s, end_s, distance).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from experiments import features
 from experiments.data import cache
-from experiments.data.loaders import AUDIO_EXTENSIONS, AudioLoadError, load_audio, load_score
+from experiments.data.loaders import AUDIO_EXTENSIONS, AudioLoadError, ScoreLoadError, load_audio, load_score
 from experiments.retrieval import index as indexes
 from experiments.retrieval import matching, shingles
 from experiments.retrieval.tempo import scale_tempo, unit_rows
@@ -53,6 +55,11 @@ class SearchError(Exception):
 def _fingerprint(path: Path) -> str:
     stat = path.stat()
     return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def default_cache_dir(database: Path) -> Path:
+    """The cache of one music folder, named by its absolute path."""
+    return cache.user_cache_dir("search", hashlib.sha1(str(database.resolve()).encode()).hexdigest()[:16])
 
 
 def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -73,8 +80,8 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
     found, skipped = {}, []
     for path in tqdm(files, desc="database features"):
         cached = cache_dir / "features" / f"{_fingerprint(path)}.npy"
-        if cached.exists():
-            found[str(path.relative_to(folder))] = np.load(cached)
+        if (frames := cache.load_array(cached)) is not None:
+            found[str(path.relative_to(folder))] = frames
             continue
         try:
             audio = load_audio(path, sample_rate=SAMPLE_RATE)
@@ -82,7 +89,7 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
             skipped.append(str(error))
             continue
         cens = features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
-        cache.atomic_write(cached, lambda partial, cens=cens: np.save(partial, cens))
+        cache.save_array(cached, cens)
         found[str(path.relative_to(folder))] = cens
     if not found:
         raise SearchError(f"no readable audio file in {folder}:\n  " + "\n  ".join(skipped))
@@ -96,8 +103,13 @@ def query_features(path: Path) -> np.ndarray:
     if not path.is_file():
         raise SearchError(f"query file {path} does not exist")
     if path.suffix.lower() in SCORE_SUFFIXES:
-        piece = load_score(path)
+        try:
+            piece = load_score(path)
+        except ScoreLoadError as error:
+            raise SearchError(f"cannot use the query: {error}") from None
         notes = score_events(piece)
+        if not notes:
+            raise SearchError(f"the query score {path} has no notes")
         return unit_rows(features.notes_to_chroma(notes, CENS_RATE_HZ)) if notes else np.zeros((0, 12))
     try:
         audio = load_audio(path, sample_rate=SAMPLE_RATE)
@@ -127,11 +139,12 @@ def _shingle_index(database: dict[str, np.ndarray], cache_dir: Path):
     # The files and their contents name the index: any change builds a new one.
     key = hashlib.sha1(json.dumps(db.item_ids).encode() + db.vectors.tobytes()).hexdigest()[:16]
     path = cache_dir / f"shingles-{key}.hnsw"
-    if path.exists():
+    if cache.is_intact(path):  # hnswlib trusts the file it loads: never hand it a damaged one
         return db, indexes.HNSWIndex.load(path, dim=db.vectors.shape[1])
     index = indexes.HNSWIndex().build(db.vectors)
     path.parent.mkdir(parents=True, exist_ok=True)
     index.save(path)
+    cache.seal(path)
     return db, index
 
 
@@ -163,9 +176,12 @@ def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
 
 
 def run(database: Path, query: Path, *, method: str = "matching", top: int = 20,
-        out: Path = Path("ranked.csv")) -> list[matching.Hit]:
-    """Search ``database`` with ``query``; write and return the ranked hits."""
-    cache_dir = database / ".sdtw-search"
+        out: Path = Path("ranked.csv"), cache_dir: Path | None = None) -> list[matching.Hit]:
+    """Search ``database`` with ``query``; write and return the ranked hits.
+
+    ``cache_dir`` holds the features and index (default: :func:`default_cache_dir`).
+    """
+    cache_dir = default_cache_dir(database) if cache_dir is None else cache_dir
     query_frames = query_features(query)
     if len(query_frames) == 0 or not np.any(query_frames):
         raise SearchError(f"the query {query} is silent or empty")
@@ -201,9 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="matching: excerpt anywhere in a recording; shingles: version identification")
     parser.add_argument("--top", type=positive_int, default=20, help="number of hits")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="cache of features and index (default: $XDG_CACHE_HOME/sdtw-retrieval/search/<hash>)")
     args = parser.parse_args(argv)
     try:
-        hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out)
+        hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out, cache_dir=args.cache)
     except SearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

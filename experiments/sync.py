@@ -404,15 +404,36 @@ def _is_score(path: Path) -> bool:
     return path.suffix.lower() in SCORE_EXTENSIONS
 
 
-def _features_of(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, str]:
-    from experiments.data.loaders import load_audio, load_score
+MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
 
+
+class SyncInputError(ValueError):
+    """A problem with the user's input, reported in one line without a traceback."""
+
+
+def _features_of(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, str]:
+    """Chroma of a score's notes or of audio, ``(T, 12)`` at ``config.rate_hz``, and "score" or "audio".
+
+    Raises:
+      SyncInputError: an unreadable or empty file, or one shorter than ``MIN_SECONDS``.
+    """
+    from experiments.data.loaders import AudioLoadError, ScoreLoadError, load_audio, load_score
+
+    try:
+        if _is_score(path):
+            piece = load_score(path)
+            seconds = piece.end_q * 60.0 / piece.qpm
+        else:
+            audio = load_audio(path, sample_rate=sr)
+            seconds = len(audio) / sr
+    except (AudioLoadError, ScoreLoadError) as error:
+        raise SyncInputError(str(error)) from None
+    if seconds < MIN_SECONDS:  # checked before any analysis window meets a too short signal
+        raise SyncInputError(f"{path} is {seconds:.2f} s long; synchronization needs at least {MIN_SECONDS:g} s")
     if _is_score(path):
-        piece = load_score(path)
-        events = score_events(piece)
-        n_frames = timebase.num_frames(piece.end_q * 60.0 / piece.qpm, config.rate_hz)
-        return features.notes_to_chroma(events, config.rate_hz, n_frames), "score"
-    return audio_chroma(load_audio(path, sample_rate=sr), sr, config), "audio"
+        n_frames = timebase.num_frames(seconds, config.rate_hz)
+        return features.notes_to_chroma(score_events(piece), config.rate_hz, n_frames), "score"
+    return audio_chroma(audio, sr, config), "audio"
 
 
 def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: float, out_png: Path,
@@ -443,13 +464,6 @@ def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: floa
     plt.close(fig)
 
 
-MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
-
-
-class SyncInputError(ValueError):
-    """A problem with the user's input, reported in one line without a traceback."""
-
-
 def _positive(kind: type):
     def parse(text: str):
         value = kind(text)
@@ -472,19 +486,6 @@ def _writable_folder(folder: Path) -> None:
         raise SyncInputError(f"cannot write to --out {folder}: {error.strerror or error}") from None
 
 
-def _checked_features(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, str]:
-    from experiments.data.loaders import AudioLoadError, ScoreLoadError
-
-    try:
-        frames, kind = _features_of(path, sr, config)
-    except (AudioLoadError, ScoreLoadError) as error:
-        raise SyncInputError(str(error)) from None
-    if len(frames) < MIN_SECONDS * config.rate_hz:
-        raise SyncInputError(f"{path} is {len(frames) / config.rate_hz:.2f} s long; "
-                             f"synchronization needs at least {MIN_SECONDS:g} s")
-    return frames, kind
-
-
 def write_times_csv(path: Path, times: np.ndarray, names: tuple[str, str]) -> None:
     """Corresponding times in seconds, one row per path point, columns ``time_<name>_s`` (quoted as needed)."""
     import csv
@@ -505,8 +506,8 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
       SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
     """
     _writable_folder(out)
-    x, kind_a = _checked_features(a, sample_rate, config)
-    y, kind_b = _checked_features(b, sample_rate, config)
+    x, kind_a = _features_of(a, sample_rate, config)
+    y, kind_b = _features_of(b, sample_rate, config)
     if multiscale is None:
         multiscale = len(x) * len(y) > auto_cells
     config = dataclasses.replace(config, multiscale=multiscale)

@@ -9,7 +9,7 @@ round trip.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -66,26 +66,29 @@ def check_paddings(paddings: jax.Array, name: str) -> None:
         raise ValueError(f"`{name}` must contain only 0.0 (valid) and 1.0 (padded).")
 
 
-def check_positive_scalar(x: Any, name: str) -> None:
-    """Raise if a concrete `x` is not a scalar > 0."""
+def _check_scalar(x: Any, name: str, admissible: Callable[[np.ndarray], bool], requirement: str) -> None:
     value = concrete_value(x)
-    if value is None:
+    if value is None:  # traced: checked where it is concrete
         return
     if value.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {value.shape}.")
-    if not value > 0:
-        raise ValueError(f"`{name}` must be > 0, got {value.item()}.")
+    if not admissible(value):
+        raise ValueError(f"`{name}` must be {requirement}, got {value.item()}.")
+
+
+def check_positive_scalar(x: Any, name: str) -> None:
+    """Raise if a concrete `x` is not a scalar > 0."""
+    _check_scalar(x, name, lambda v: v > 0, "> 0")
 
 
 def check_nonnegative_scalar(x: Any, name: str) -> None:
     """Raise if a concrete `x` is not a scalar >= 0."""
-    value = concrete_value(x)
-    if value is None:
-        return
-    if value.ndim != 0:
-        raise ValueError(f"`{name}` must be a scalar, got shape {value.shape}.")
-    if not value >= 0:
-        raise ValueError(f"`{name}` must be >= 0, got {value.item()}.")
+    _check_scalar(x, name, lambda v: v >= 0, ">= 0")
+
+
+def check_negative_scalar(x: Any, name: str) -> None:
+    """Raise if a concrete `x` is not a scalar < 0 (a log weight of something forbidden)."""
+    _check_scalar(x, name, lambda v: v < 0, "< 0 (a log weight near log 0, e.g. -1e5)")
 
 
 def logits_and_paddings(logits: Any, logit_paddings: Any) -> tuple[jax.Array, jax.Array]:

@@ -41,8 +41,13 @@ import numpy as np
 from losses import _checks, _lattice
 
 
-def _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
-    """Validated `(logits, logit_paddings, labels, label_paddings)`."""
+def _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
+    """Validated `(logits, logit_paddings, labels, label_paddings)`.
+
+    Empty label sequences of shape `(B, 0)` become one padded label each, the
+    same target (every frame blank) in a shape the recursion can scan.
+    """
+    _checks.check_negative_scalar(log_epsilon, "log_epsilon")
     logits, logit_paddings = _checks.logits_and_paddings(logits, logit_paddings)
     batch, frames, classes = logits.shape
     labels = _checks.as_int_array(labels, "labels", 2, "(B, N)")
@@ -50,6 +55,9 @@ def _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
         raise ValueError(f"`labels` must have batch size B = {batch}, got shape {labels.shape}.")
     label_paddings = _checks.as_float_array(label_paddings, "label_paddings", 2, "(B, N)")
     _checks.check_shape(label_paddings, "label_paddings", labels.shape, "(B, N)")
+    if labels.shape[1] == 0:
+        labels = jnp.zeros((batch, 1), labels.dtype)
+        label_paddings = jnp.ones((batch, 1), label_paddings.dtype)
     _checks.check_paddings(logit_paddings, "logit_paddings")
     _checks.check_paddings(label_paddings, "label_paddings")
     if not isinstance(blank_id, (int, np.integer)) or not 0 <= blank_id < classes:
@@ -200,7 +208,7 @@ def ctc_loss_with_forward_probs(
       Graves et al., Connectionist temporal classification: labelling
       unsegmented sequence data with recurrent neural networks, ICML 2006.
     """
-    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon)
     return _ctc_forward_probs(*checked, blank_id, log_epsilon)
 
 
@@ -285,7 +293,7 @@ def ctc_alignment(
     Returns:
       A `CTCAlignment` (states, label_positions, score, occupancy).
     """
-    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+    checked = _check_ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon)
     return _ctc_alignment(*checked, blank_id, log_epsilon)
 
 

@@ -111,6 +111,7 @@ def mctc_loss(
       estimation from weakly aligned score-audio pairs using a multi-label
       CTC loss, WASPAA 2021.
     """
+    _checks.check_negative_scalar(log_epsilon, "log_epsilon")
     checked = _check_mctc_inputs(logits, logit_paddings, targets, target_paddings)
     return _mctc_loss(*checked, log_epsilon)
 

@@ -105,6 +105,10 @@ def soft_dtw_loss(
         raise ValueError(f"`cost` must be callable (x (N, K), y (M, K)) -> (N, M), got {cost!r}.")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"`normalize` must be one of {NORMALIZATIONS}, got {normalize!r}.")
+    cost_shape = jax.eval_shape(cost, pred[0], target[0]).shape
+    if cost_shape != (frames, target.shape[1]):
+        raise ValueError(f"`cost` must return an (N, M) = {(frames, target.shape[1])} matrix for one example "
+                         f"(pred[b] {pred.shape[1:]}, target[b] {target.shape[1:]}), got shape {cost_shape}.")
     pred_lengths = _as_lengths(pred_lengths, "pred_lengths", batch, frames)
     target_lengths = _as_lengths(target_lengths, "target_lengths", batch, target.shape[1])
     options = dict(band=band, weights=weights)

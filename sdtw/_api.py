@@ -11,7 +11,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from sdtw import _checks, _core, costs
-from sdtw._wavefront import BIG, Recursion
+from sdtw._wavefront import Recursion
 
 _OPTIONS_DOC = """
       lengths: optional (n, m) ints (may be traced, e.g. per-example lengths
@@ -44,18 +44,15 @@ def _prepare(C, lengths, band, mask, weights, subsequence, hard):
     return C, ends, allowed, rec
 
 
-def _blocked_to_big(C, allowed):
-    """+inf costs and cells outside `allowed` become BIG (no NaN in the sweeps)."""
-    blocked = C == jnp.inf
-    if allowed is not None:
-        blocked = blocked | ~allowed
-    return jnp.where(blocked, jnp.asarray(BIG, C.dtype), C)
+def _blocked_to_inf(C, allowed):
+    """Cells outside `allowed` become +inf, like +inf costs: inadmissible."""
+    return C if allowed is None else jnp.where(allowed, C, jnp.asarray(jnp.inf, C.dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _value(C, gamma, ends, allowed, rec):
     gamma = jnp.asarray(gamma, C.dtype)
-    return _core.alignment_value(rec, C.shape, _blocked_to_big(C, allowed), gamma, ends)
+    return _core.alignment_value(rec, C.shape, _blocked_to_inf(C, allowed), gamma, ends)
 
 
 @_with_options_doc
@@ -186,14 +183,21 @@ def dtw_path(C: jax.Array, **options: Any) -> np.ndarray:
 
     Returns:
       (L, 2) numpy int array, rows and columns non-decreasing.
+
+    Raises:
+      ValueError: `C` holds NaN, or no alignment is admissible (value +inf).
     """
-    indicator = np.asarray(alignment_matrix(C, **options))
-    return np.argwhere(indicator > 0)
+    value, indicator = jax.value_and_grad(dtw)(C, **options)
+    if np.isnan(value):
+        raise ValueError("`C` holds NaN: there is no optimal path (sdtw.checked locates the NaN).")
+    if np.isinf(value):
+        raise ValueError("no admissible alignment: every path crosses a +inf cost or a masked cell.")
+    return np.argwhere(np.asarray(indicator) > 0)
 
 
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _subsequence(C, ends, allowed, rec):
-    cost = _blocked_to_big(C, allowed)
+    cost = _blocked_to_inf(C, allowed)
     return _core.subsequence_matching(rec, cost, ends)
 
 
@@ -227,8 +231,7 @@ def subsequence_dtw(
 
 @functools.partial(jax.jit, static_argnames=("rec",))
 def _accumulated(C, gamma, allowed, rec):
-    table = _core.accumulated_table(rec, _blocked_to_big(C, allowed), 1.0 / jnp.asarray(gamma, C.dtype))
-    return jnp.where(table < _core.unreachable_threshold(rec), table, jnp.inf)
+    return _core.accumulated_table(rec, _blocked_to_inf(C, allowed), 1.0 / jnp.asarray(gamma, C.dtype))
 
 
 def accumulated_cost(

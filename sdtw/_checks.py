@@ -49,6 +49,8 @@ def check_gamma(gamma: Any) -> None:
         raise ValueError(
             f"`gamma` must be > 0 for soft-DTW, got {float(value)}; use sdtw.dtw for gamma = 0."
         )
+    if not np.isfinite(value):
+        raise ValueError(f"`gamma` must be finite, got {float(value)}.")
 
 
 def check_weights(weights: Any) -> tuple[float, float, float]:
@@ -70,7 +72,8 @@ def end_indices(shape: tuple[int, int], lengths: Any, band: int | None) -> jax.A
     if lengths is None:
         return jnp.array([n_max, m_max], jnp.int32)
     if isinstance(lengths, (tuple, list)) and len(lengths) == 2:
-        lengths = jnp.stack([jnp.asarray(x, jnp.int32) for x in lengths])
+        # No dtype here: a float length must be refused below, not truncated.
+        lengths = jnp.stack([jnp.asarray(x) for x in lengths])
     lengths = jnp.asarray(lengths)
     if lengths.shape != (2,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise ValueError(f"`lengths` must be two ints (n, m), got {lengths!r}.")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from sdtw import _wavefront
-from sdtw._wavefront import BIG, Recursion
+from sdtw._wavefront import INF, Recursion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class _Geometry:
         if self.transposed:
             table = table.T
         if self.cols == 1:
-            table = jnp.concatenate([table, jnp.full_like(table, BIG)], axis=1)
+            table = jnp.concatenate([table, jnp.full_like(table, INF)], axis=1)
         return self.layout.pack(table)
 
     def unpack(self, packed):
@@ -65,11 +65,6 @@ class _Geometry:
         return ends[::-1] if self.transposed else ends
 
 
-def unreachable_threshold(rec: Recursion) -> float:
-    """Values at or above this mean "no admissible alignment" (BIG reached the cell)."""
-    return 0.5 * BIG * min(1.0, *rec.weights)
-
-
 def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
     """Value, and seeds d value / d R(n-1, j) for the M columns j, from the (K,)
     values R(n-1, k - n + 1) of every anti-diagonal k."""
@@ -78,11 +73,11 @@ def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
     if not rec.subsequence:
         return row_values[end_row + end_col], (cols == end_col).astype(row_values.dtype)
     last_row = jax.lax.dynamic_slice_in_dim(row_values, end_row, m)
-    candidates = jnp.where(cols <= end_col, last_row, BIG)
+    candidates = jnp.where(cols <= end_col, last_row, INF)
     low = jnp.min(candidates)
     if rec.hard:
         return low, (cols == jnp.argmin(candidates)).astype(row_values.dtype)
-    weights = jnp.exp((low - candidates) * inv_gamma)
+    weights = jnp.exp((jnp.where(low == INF, 0.0, low) - candidates) * inv_gamma)
     total = jnp.sum(weights)
     return low - jnp.log(total) / inv_gamma, weights / total
 
@@ -95,7 +90,7 @@ def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
         packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, record=record
     )
     value, seeds = _end_value(row_values, ends, geometry.cols, inv_gamma, geometry.rec)
-    reachable = ~(value >= unreachable_threshold(rec))  # NaN costs stay NaN
+    reachable = value != INF  # NaN costs stay NaN
     value = jnp.where(reachable, value, jnp.inf)
     seeds = jnp.where(reachable, seeds, 0.0)
     return value, (packed, steps, seeds, ends, inv_gamma, value, reachable)
@@ -108,7 +103,7 @@ def alignment_value(rec: Recursion, shape: tuple[int, int], cost, gamma, ends):
     Args:
       rec: static recursion description.
       shape: static (N, M), the shape of ``cost``.
-      cost: (N, M) float costs, BIG at inadmissible cells.
+      cost: (N, M) float costs, +inf at inadmissible cells.
       gamma: scalar smoothing (> 0; unused when ``rec.hard``).
       ends: (2,) int32 (n, m), the used top-left block.
 
@@ -132,8 +127,8 @@ def _bwd(rec, shape, saved, cotangent):
     if rec.hard:
         gamma_grad = jnp.zeros_like(gamma)
     else:
-        # Inadmissible cells hold BIG where the gradient is exactly 0.
-        expected_cost = jnp.sum(packed_grad * packed)
+        # Inadmissible cells hold +inf where the gradient is exactly 0.
+        expected_cost = jnp.sum(jnp.where(packed_grad != 0, packed_grad * packed, 0.0))
         gamma_grad = jnp.where(reachable, (value - expected_cost) * inv_gamma, 0.0)
         gamma_grad = (cotangent * gamma_grad).astype(jnp.result_type(gamma))
     return cotangent * grad, gamma_grad, None
@@ -152,8 +147,7 @@ def subsequence_matching(rec: Recursion, cost, ends):
     values, origins = _wavefront.subsequence_ends(packed, geometry.layout, end_row, rec)
     values = jax.lax.dynamic_slice_in_dim(values, end_row, m)
     origins = jax.lax.dynamic_slice_in_dim(origins, end_row, m)
-    valid = (jnp.arange(m) < ends[1]) & (values < unreachable_threshold(rec))
-    return jnp.where(valid, values, jnp.inf), origins
+    return jnp.where(jnp.arange(m) < ends[1], values, INF), origins  # NaN costs stay NaN
 
 
 def accumulated_table(rec: Recursion, cost, inv_gamma):

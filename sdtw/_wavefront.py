@@ -28,8 +28,12 @@ row, so each step reads and writes contiguous memory, the layout costs one
 transpose of the input (no gather), and tables hold N * M values plus a few
 rows (a plain skew would need N * (N + M - 1), twice as many when square).
 
-Inadmissible cells hold ``BIG``, a huge finite number: exp(-BIG / gamma) is 0
-exactly, and unlike +inf it never produces inf - inf = NaN.
+Inadmissible cells hold +inf, and so does every cell no admissible alignment
+reaches. The soft minimum shifts by its smallest term, and by 0 where that
+term is +inf itself, so inf - inf never arises: exp(-inf) is 0 exactly, an
+unreachable cell gets +inf, and its step probabilities are only ever
+multiplied by an adjoint of exactly 0. Large finite costs stay finite: only
+a true +inf (or a sum beyond the float range) means "unreachable".
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-BIG = 1e30
+INF = float("inf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +176,9 @@ def _soft_step(candidates, gamma, inv_gamma):
       (value, (p_vertical, p_diagonal)); p_horizontal = 1 - p_v - p_d.
     """
     low, middle, high = _sorted3(*candidates)
-    e_middle = jnp.exp((low - middle) * inv_gamma)
-    e_high = jnp.exp((low - high) * inv_gamma)
+    shift = jnp.where(low == INF, 0.0, low)  # all three +inf: exp(-inf) = 0, not exp(inf - inf) = NaN
+    e_middle = jnp.exp((shift - middle) * inv_gamma)
+    e_high = jnp.exp((shift - high) * inv_gamma)
     total = 1.0 + e_middle + e_high
     inv_total = 1.0 / total
 
@@ -205,7 +210,7 @@ def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, rec
     """Run the recursion over all anti-diagonals.
 
     Args:
-      costs: the (N, M) cost matrix packed by ``layout`` (inadmissible cells hold BIG).
+      costs: the (N, M) cost matrix packed by ``layout`` (inadmissible cells hold +inf).
       layout: static shape of the table.
       inv_gamma: scalar 1 / gamma (ignored when ``rec.hard``).
       end_row: scalar int, the row whose values are reported.
@@ -217,10 +222,10 @@ def forward(costs, layout: Diagonals, inv_gamma, end_row, rec: Recursion, *, rec
     Returns:
       (recorded, row_values): the packed table, the pair of packed step
       probabilities (vertical, diagonal), or None; and (K,) the values R(end_row, k - end_row) of
-      every anti-diagonal k (BIG where that is no cell).
+      every anti-diagonal k (+inf where that is no cell).
     """
     n = layout.n
-    big = jnp.asarray(BIG, costs.dtype)
+    big = jnp.asarray(INF, costs.dtype)
     gamma = 1.0 / inv_gamma
     rows = jnp.arange(n)
 
@@ -300,11 +305,11 @@ def subsequence_ends(costs, layout: Diagonals, end_row, rec: Recursion):
 
     Returns:
       (values, origins), each (K,): for the cell (end_row, k - end_row) of
-      every anti-diagonal k, its accumulated cost (BIG where it is no cell)
+      every anti-diagonal k, its accumulated cost (+inf where it is no cell)
       and the column of row 0 where its optimal alignment starts.
     """
     n, m = layout.n, layout.m
-    big = jnp.asarray(BIG, costs.dtype)
+    big = jnp.asarray(INF, costs.dtype)
     rows = jnp.arange(n)
     fill = jnp.full((n + 1,), big)
     no_origin = jnp.zeros((n + 1,), jnp.int32)

@@ -16,7 +16,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "config_hash", "read_json", "write_json", "write_wav"]
+__all__ = ["atomic_write", "config_hash", "is_intact", "load_array", "read_json", "save_array", "seal",
+           "user_cache_dir", "write_json", "write_wav"]
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """``$XDG_CACHE_HOME/sdtw-retrieval/...`` (``~/.cache/sdtw-retrieval/...`` when unset): caches of
+    things derived from the user's own files, kept out of their folders."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "sdtw-retrieval", *parts)
 
 
 def config_hash(payload: Any, length: int = 12) -> str:
@@ -78,3 +86,44 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
                         subtype="FLOAT", format="WAV")
 
     return atomic_write(path, write)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def seal(path: str | Path) -> Path:
+    """Write ``{path}.sha256`` for a finished file, so :func:`is_intact` can tell it from a damaged one."""
+    path = Path(path)
+    checksum = _sha256(path)
+    return atomic_write(path.with_name(path.name + ".sha256"), lambda tmp: tmp.write_text(checksum))
+
+
+def is_intact(path: str | Path) -> bool:
+    """True if ``path`` and its seal exist and agree (a file never sealed, truncated or flipped: False)."""
+    path = Path(path)
+    sealed = path.with_name(path.name + ".sha256")
+    try:
+        return path.is_file() and sealed.read_text().strip() == _sha256(path)
+    except OSError:
+        return False
+
+
+def save_array(path: str | Path, array: np.ndarray) -> Path:
+    """Atomically save ``array`` as ``.npy`` and seal it."""
+    atomic_write(path, lambda tmp: np.save(tmp, array))
+    return seal(path)
+
+
+def load_array(path: str | Path) -> np.ndarray | None:
+    """The array saved by :func:`save_array`, or None if it is missing or damaged (then compute it again)."""
+    if not is_intact(path):
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None

@@ -40,6 +40,7 @@ __all__ = [
     "build_corpus",
     "concatenate_pieces",
     "corpus_root",
+    "damaged_files",
     "load_corpus",
     "make_version",
     "piece_from_dict",
@@ -321,7 +322,13 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
         config = CorpusConfig.from_mapping(config)
     root = corpus_root(config)
     if (root / "manifest.json").exists() and not rebuild:
-        return load_corpus(root)
+        damaged = damaged_files(root)
+        if not damaged:
+            return load_corpus(root)
+        warnings.warn(f"corpus cache {root}: rebuilding what is damaged: {', '.join(damaged.values())}",
+                      stacklevel=2)
+        for path in [*damaged, root / "manifest.json"]:
+            path.unlink(missing_ok=True)
     started = time.perf_counter()
     sources = resolve_corpus_paths(config.pieces)
     if not sources:
@@ -347,9 +354,39 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
     cache.write_json(root / "manifest.json", {
         "format": FORMAT_VERSION, "config": dataclasses.asdict(config),
         "pieces": list(pieces), "versions": [v.version_id for v in versions],
+        "wav_bytes": {v.version_id: v.audio_path.stat().st_size for v in versions},
         "build_seconds": build_seconds, "summary": corpus.summary(),
     })
     return corpus
+
+
+def damaged_files(root: Path) -> dict[Path, str]:
+    """Files of a complete corpus folder that are missing or damaged -> what is wrong.
+
+    A version's audio and ground truth go together: if one is damaged, both
+    are listed, so the build renders the version again. The WAV sizes are
+    checked against those recorded in the manifest (a truncated file).
+    """
+    try:
+        manifest = cache.read_json(root / "manifest.json")
+    except (OSError, ValueError):
+        return {root / "manifest.json": "manifest.json (unreadable)"}
+    damaged = {}
+    for piece_id in manifest["pieces"]:
+        path = root / "pieces" / f"{piece_id}.json"
+        if not path.exists():
+            damaged[path] = f"{path.name} (missing)"
+    sizes = manifest.get("wav_bytes", {})
+    for version_id in manifest["versions"]:
+        json_path, wav_path = (root / "versions" / f"{version_id}{suffix}" for suffix in (".json", ".wav"))
+        problem = (f"{json_path.name} (missing)" if not json_path.exists()
+                   else f"{wav_path.name} (missing)" if not wav_path.exists()
+                   else f"{wav_path.name} ({wav_path.stat().st_size} bytes, expected {sizes[version_id]})"
+                   if version_id in sizes and wav_path.stat().st_size != sizes[version_id] else None)
+        if problem:
+            damaged[json_path] = problem
+            damaged[wav_path] = problem
+    return damaged
 
 
 def _render_or_load(root: Path, piece: Piece, config: CorpusConfig, index: int, rebuild: bool) -> Version:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import struct
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -91,6 +92,8 @@ def load_audio(path: str | Path, *, sample_rate: int = 22050, silence_threshold:
         raise AudioLoadError(f"audio file not found: {path}")
     if path.stat().st_size == 0:
         raise AudioLoadError(f"audio file is empty (0 bytes): {path}")
+    if problem := wav_truncation(path):
+        raise AudioLoadError(f"audio file is truncated ({problem}): {path}")
     try:
         with warnings.catch_warnings():
             # librosa warns before falling back to audioread; the error below is clearer.
@@ -105,6 +108,27 @@ def load_audio(path: str | Path, *, sample_rate: int = 22050, silence_threshold:
     if float(np.max(np.abs(audio))) < silence_threshold:
         raise AudioLoadError(f"audio file is silent (peak < {silence_threshold}): {path}")
     return audio.astype(np.float32, copy=False)
+
+
+def wav_truncation(path: Path) -> str | None:
+    """For a WAV file whose data chunk is cut short, what is missing (None: complete, or not a WAV).
+
+    Decoders read a truncated WAV without a word, returning the part that is there.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        position = 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk_id, length = handle.read(4), struct.unpack("<I", handle.read(4))[0]
+            if chunk_id == b"data":
+                held = size - position - 8
+                return f"the header announces {length} bytes of audio, the file holds {held}" if held < length else None
+            position += 8 + length + (length & 1)
+    return None
 
 
 def load_annotations(csv_path: str | Path) -> dict[str, tuple[Annotation, ...]]:

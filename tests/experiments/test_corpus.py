@@ -7,7 +7,7 @@ import pytest
 
 from experiments import timebase
 from experiments.data import cache, synth
-from experiments.data.corpus import (CorpusConfig, build_corpus, corpus_root, load_corpus,
+from experiments.data.corpus import (CorpusConfig, build_corpus, corpus_root, damaged_files, load_corpus,
                                      make_version)
 from experiments.data.performance import PerformanceRanges, render_version
 from experiments.data.types import NoteEvent
@@ -135,6 +135,25 @@ class TestCache:
         resumed = build_corpus(config, progress=False)
         assert [v.version_id for v in resumed] == [v.version_id for v in corpus]
         assert not list(root.rglob("*.tmp.*"))
+
+    @pytest.mark.parametrize("damage", ["truncated wav", "deleted version json", "torn manifest"])
+    def test_damaged_cache_is_rebuilt(self, damage, tiny_config, tmp_path):
+        config = dataclasses.replace(tiny_config, cache_dir=str(tmp_path), pieces=("bach/bwv66.6",),
+                                     max_measures=2)
+        corpus = build_corpus(config, progress=False)
+        root, version = corpus_root(config), corpus.versions[1]
+        audio = version.load_audio()
+        wav = root / "versions" / f"{version.version_id}.wav"
+        if damage == "truncated wav":
+            wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 10])
+        elif damage == "deleted version json":
+            wav.with_suffix(".json").unlink()
+        else:
+            (root / "manifest.json").write_text('{"format": 1, "conf')
+        with pytest.warns(UserWarning, match="rebuilding what is damaged"):
+            rebuilt = build_corpus(config, progress=False)
+        np.testing.assert_array_equal(rebuilt.versions[1].load_audio(), audio)
+        assert not damaged_files(root)
 
     def test_atomic_write_leaves_nothing_on_failure(self, tmp_path):
         target = tmp_path / "file.json"

@@ -8,6 +8,14 @@ import pytest
 import soundfile
 
 from experiments import search
+from experiments.data import cache
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """Caches go to $XDG_CACHE_HOME/sdtw-retrieval/search/, here a fresh folder per test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "sdtw-retrieval" / "search"
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +25,8 @@ def music_folder(tiny_corpus, tmp_path_factory):
     for version in tiny_corpus.versions:
         shutil.copy(version.audio_path, folder / f"{version.version_id}.wav")
     (folder / "broken.wav").write_bytes(b"not audio at all")
+    whole = (folder / f"{tiny_corpus.versions[1].version_id}.wav").read_bytes()
+    (folder / "cut.wav").write_bytes(whole[: len(whole) // 2])  # a copy interrupted half way
     first = tiny_corpus.versions[0]
     query = folder.parent / "query.wav"
     audio = first.load_audio()
@@ -24,15 +34,69 @@ def music_folder(tiny_corpus, tmp_path_factory):
     return folder, query, first.version_id
 
 
-def test_matching_finds_the_recording_and_writes_a_csv(music_folder, tmp_path, capsys):
+def test_matching_finds_the_recording_and_writes_a_csv(music_folder, tmp_path, capsys, user_cache):
     folder, query, expected = music_folder
     out = tmp_path / "ranked.csv"
     assert search.main(["--database", str(folder), "--query", str(query), "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
     assert rows[0]["file"] == f"{expected}.wav"
     assert float(rows[0]["start_s"]) < 2.0
-    assert "broken.wav" in capsys.readouterr().err  # skipped and listed
-    assert (folder / ".sdtw-search" / "features").is_dir()  # cached for the next search
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "cut.wav" in err and "truncated" in err  # skipped and listed
+    assert "cut.wav" not in {r["file"] for r in rows}
+    (cached,) = user_cache.iterdir()  # cached for the next search, outside the music folder
+    assert (cached / "features").is_dir() and not (folder / ".sdtw-search").exists()
+
+
+def test_damaged_cache_files_are_computed_again(music_folder, tmp_path, user_cache):
+    folder, query, _ = music_folder
+    first = search.run(folder, query, out=tmp_path / "first.csv")
+    (features,) = user_cache.glob("*/features")
+    for npy in features.glob("*.npy"):
+        data = bytearray(npy.read_bytes())
+        data[-8:] = b"\xff" * 8  # flipped bytes in the last frame: np.load would not notice
+        npy.write_bytes(bytes(data))
+    again = search.run(folder, query, out=tmp_path / "again.csv")
+    assert [(h.item_id, h.start_s, h.distance) for h in again] == [(h.item_id, h.start_s, h.distance) for h in first]
+    assert all(cache.is_intact(npy) for npy in features.glob("*.npy"))
+
+
+def test_own_cache_folder(music_folder, tmp_path):
+    folder, query, _ = music_folder
+    assert search.main(["--database", str(folder), "--query", str(query), "--out", str(tmp_path / "r.csv"),
+                        "--cache", str(tmp_path / "mine")]) == 0
+    assert list((tmp_path / "mine" / "features").glob("*.npy"))
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("corrupt midi", "cannot use the query: cannot parse score"),
+    ("note-less midi", "cannot use the query: score has no parts"),
+    ("--top 0", "--top: must be >= 1"),
+    ("database is a file", "is a file; give the folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(case, expected, music_folder, tmp_path, capsys):
+    import music21
+
+    folder, query, _ = music_folder
+    args = ["--database", str(folder), "--query", str(query), "--out", str(tmp_path / "r.csv")]
+    if case == "corrupt midi":
+        (tmp_path / "q.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+        args[3] = str(tmp_path / "q.mid")
+    elif case == "note-less midi":
+        empty = music21.stream.Score([music21.stream.Part([music21.note.Rest(quarterLength=4)])])
+        empty.write("midi", fp=str(tmp_path / "q.mid"))
+        args[3] = str(tmp_path / "q.mid")
+    elif case == "--top 0":
+        args += ["--top", "0"]
+    else:
+        args[1] = str(query)
+    try:
+        code = search.main(args)
+    except SystemExit as exit_info:  # argparse's own refusal
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_bad_input_gets_a_message_not_a_traceback(music_folder, tmp_path, capsys):
@@ -60,11 +124,12 @@ def test_shingles_find_the_recording(tiny_corpus, tmp_path):
     first = tiny_corpus.versions[0]
     query = tmp_path / "query.wav"
     soundfile.write(query, np.tile(first.load_audio(), 2)[: 25 * first.sample_rate], first.sample_rate)
-    hits = search.run(folder, query, method="shingles", out=tmp_path / "ranked.csv")
+    hits = search.run(folder, query, method="shingles", out=tmp_path / "ranked.csv", cache_dir=tmp_path / "c")
     assert hits[0].item_id == f"{first.version_id}.wav"
-    assert any(p.suffix == ".hnsw" for p in (folder / ".sdtw-search").iterdir())  # the index is cached
-    again = search.run(folder, query, method="shingles", out=tmp_path / "again.csv")
-    assert [h.item_id for h in again] == [h.item_id for h in hits]
+    (index,) = (tmp_path / "c").glob("*.hnsw")  # the index is cached
+    index.write_bytes(index.read_bytes()[:100])  # ... and when damaged, built again
+    again = search.run(folder, query, method="shingles", out=tmp_path / "again.csv", cache_dir=tmp_path / "c")
+    assert [h.item_id for h in again] == [h.item_id for h in hits] and cache.is_intact(index)
 
 
 def test_too_short_recordings_for_shingles_get_a_message(music_folder, tmp_path, capsys):

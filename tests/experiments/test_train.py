@@ -155,6 +155,23 @@ class TestCheckpointIntegrity:
         assert int(objects["optimizer"].step[...]) == 4
         assert sorted(p.name for p in (tmp_path / "checkpoints" / "latest").iterdir()) == ["2", "3", "4"]
 
+    def test_a_diverging_run_stops_before_saving_nan(self, tmp_path):
+        """A learning rate of 1e30: the run stops with an error, and no checkpoint holds a NaN."""
+        from experiments.training.checkpoints import NonFiniteStateError
+
+        overrides = ["experiment=shingle_embedder_12", "optim.schedule.peak_value=1e30", "optim.clip_norm=null",
+                     "trainer.steps=4", "trainer.save_every=1"]
+        with pytest.raises((loop.NonFiniteLossError, NonFiniteStateError)):
+            train_app.train(compose_train(tmp_path, overrides))
+        import orbax.checkpoint as ocp
+
+        for step_dir in (tmp_path / "checkpoints" / "latest").glob("[0-9]*"):
+            with ocp.CheckpointManager((tmp_path / "checkpoints" / "latest").absolute()) as manager:
+                state = manager.restore(int(step_dir.name), args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore())).state
+            assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state) if np.issubdtype(
+                np.asarray(leaf).dtype, np.inexact))
+
     def test_non_finite_state_is_never_saved(self, tmp_path):
         from experiments.training.checkpoints import Checkpoints, NonFiniteStateError
 

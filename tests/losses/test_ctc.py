@@ -179,6 +179,8 @@ class TestCTCLoss:
             "`label_paddings`",
         ),
         "blank_id": (dict(blank_id=4), "`blank_id`"),
+        "log_epsilon positive": (dict(log_epsilon=1.0), "`log_epsilon` must be < 0"),
+        "log_epsilon zero": (dict(log_epsilon=0.0), "`log_epsilon` must be < 0"),
     }
 
     @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
@@ -194,6 +196,19 @@ class TestCTCLoss:
         blank_id = arguments.pop("blank_id", 0)
         with pytest.raises(ValueError, match=name):
             losses.ctc_loss(**arguments, blank_id=blank_id)
+
+    def test_empty_label_sequences(self):
+        """Labels of shape (B, 0): the target is all blank; loss -sum log p(blank), gradient softmax - onehot."""
+        rng = np.random.default_rng(5)
+        logits = rng.normal(size=(2, 4, 3)).astype(np.float32)
+        logit_paddings = np.array([[0, 0, 0, 0], [0, 0, 1, 1]], np.float32)
+        empty = (np.zeros((2, 0), np.int32), np.zeros((2, 0), np.float32))
+        value, grad = jax.value_and_grad(lambda x: losses.ctc_loss(x, logit_paddings, *empty).sum())(logits)
+        log_probs = jax.nn.log_softmax(logits)
+        valid = 1.0 - logit_paddings
+        np.testing.assert_allclose(value, -(log_probs[..., 0] * valid).sum(), rtol=1e-5)
+        expected = (np.exp(log_probs) - np.eye(3)[0]) * valid[..., None]
+        np.testing.assert_allclose(grad, expected, atol=1e-5)
 
     def test_padded_label_values_are_ignored(self):
         logits, logit_paddings, labels, label_paddings = random_batch(**CASES["paddings_and_repeats"])

@@ -140,6 +140,9 @@ class TestSoftDTWLoss:
         "target_lengths shape": (dict(target_lengths=np.array([1, 1])), "`target_lengths`"),
         "normalize": (dict(normalize="mean"), "`normalize`"),
         "cost": (dict(cost="euclidean"), "`cost`"),
+        # A per-frame distance instead of a pairwise matrix: vmap would broadcast it silently.
+        "cost shape": (dict(cost=lambda x, y: ((x[:, None] - y[None]) ** 2).sum(-1).T),
+                       r"`cost` must return an \(N, M\) = \(7, 4\) matrix"),
     }
 
     @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

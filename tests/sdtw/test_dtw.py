@@ -118,3 +118,33 @@ class TestSubsequenceDTW:
         assert np.all(np.isinf(delta[5:]))
         full, _ = sdtw.subsequence_dtw(C[:, :5])
         np.testing.assert_allclose(delta[:5], full, rtol=1e-12)
+
+
+class TestContracts:
+    """Only +inf (a cost, a masked cell, or a sum beyond the float range) means "no alignment"; NaN stays NaN."""
+
+    @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+    def test_large_finite_costs_are_admissible(self, dtype, x64):
+        C = jnp.full((4, 5), 1e29, dtype).at[2, 3].set(3e29)
+        value, grad = jax.value_and_grad(sdtw.soft_dtw)(C, 1.0)
+        np.testing.assert_allclose(value, 5e29, rtol=1e-5)  # 5 cells on the cheapest paths
+        np.testing.assert_allclose(sdtw.dtw(C), 5e29, rtol=1e-6)
+        assert np.isfinite(grad).all() and grad.sum() > 0
+        assert len(sdtw.dtw_path(C)) == 5
+
+    def test_sums_beyond_float32_are_inf_not_nan(self):
+        C = jnp.full((6, 6), 1e38, jnp.float32)
+        value, grad = jax.value_and_grad(sdtw.soft_dtw)(C, 0.1)
+        assert value == jnp.inf and np.all(grad == 0)
+        assert sdtw.dtw(C) == jnp.inf
+
+    def test_nan_cost_gives_nan_in_subsequence_dtw(self):
+        C = jnp.ones((3, 6)).at[1, 2].set(jnp.nan)
+        delta, _ = sdtw.subsequence_dtw(C)
+        assert np.isnan(delta[2:]).all() and np.isfinite(delta[:2]).all()
+
+    def test_dtw_path_refuses_nan_and_no_alignment(self):
+        with pytest.raises(ValueError, match="`C` holds NaN"):
+            sdtw.dtw_path(jnp.ones((3, 4)).at[1, 2].set(jnp.nan))
+        with pytest.raises(ValueError, match="no admissible alignment"):
+            sdtw.dtw_path(jnp.ones((3, 4)), mask=jnp.ones((3, 4), bool).at[1, :].set(False))
