@@ -72,6 +72,7 @@ def compiled_bytes(fn, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     options = parser.parse_args()
     with recorded_output(options.record):
         functions = {name: value_and_grad_fn(fn) for name, fn in IMPLEMENTATIONS.items()}

@@ -47,6 +47,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-kdtree-above", type=int, default=200_000,
                         help="KD-tree in 240 dimensions is slower than brute force; skip it above this size")
     parser.add_argument("--real", default=None, help="corpus config whose CENS shingles to add (tiny, small)")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
     with recorded_output(args.record):
         sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))

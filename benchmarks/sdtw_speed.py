@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="first size only")
     parser.add_argument("--no-tslearn", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
     with recorded_output(args.record):
         sizes = [(16, 256)] if args.quick else [(16, 256), (4, 1024)]

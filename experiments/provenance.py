@@ -131,8 +131,10 @@ def included(file: str, heading: str | None = None, *, root: Path = ROOT) -> str
 
 
 def render_readme(text: str, *, root: Path = ROOT) -> str:
-    """``text`` with every include block filled from its file."""
+    """``text`` with every include block filled from its file (a block whose file is not recorded yet stays)."""
     def fill(match: re.Match) -> str:
+        if not (root / match["file"]).exists():
+            return match.group(0)
         head = match.group(0).split("\n", 1)[0]
         return f"{head}\n{included(match['file'], match['section'], root=root)}\n<!-- end include -->"
 
