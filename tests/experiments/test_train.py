@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -290,7 +291,11 @@ class TestLoggers:
         train_app.train(cfg)
         (run,) = (tmp_path / "wandb").glob("offline-run-*")
         (records,) = run.glob("run-*.wandb")  # the config and every logged row, for `wandb sync`
-        assert b"deep_chroma" in records.read_bytes() and b"val/score" in records.read_bytes()
+        # wandb's service process may still be flushing the file when finish() returns.
+        deadline = time.monotonic() + 60
+        while not (b"deep_chroma" in records.read_bytes() and b"val/score" in records.read_bytes()):
+            assert time.monotonic() < deadline, f"{records} lacks the run config or the metrics"
+            time.sleep(0.2)
 
 
 class TestTrainerOptions:
@@ -316,7 +321,6 @@ class TestTrainerOptions:
 def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
     """The real thing: SIGKILL the process after its first checkpoint, run the same command again."""
     import signal
-    import time
 
     import orbax.checkpoint as ocp
 
