@@ -42,8 +42,7 @@ def recorded_output(record: bool):
     import sys
     from pathlib import Path
 
-    from experiments.provenance import recorded
+    from experiments.provenance import command_line, recorded
 
     script = Path(sys.argv[0]).stem
-    command = " ".join(["python", f"benchmarks/{script}.py", *(a for a in sys.argv[1:] if a != "--record")])
-    return recorded(script, command, record=record)
+    return recorded(script, command_line(f"python benchmarks/{script}.py", sys.argv[1:]), record=record)

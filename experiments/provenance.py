@@ -69,6 +69,11 @@ def machine() -> str:
     return ", ".join(parts)
 
 
+def command_line(program: str, arguments: list[str]) -> str:
+    """The command to name in a stamp: ``program`` and its arguments, without ``--record`` itself."""
+    return " ".join([program, *(a for a in arguments if a != "--record")])
+
+
 def stamp(command: str, seconds: float | None = None) -> str:
     """One Markdown line naming the command, commit, machine, date and (optionally) wall time."""
     took = f", in {seconds:.0f} s" if seconds is not None else ""

@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> pathlib.Path:
     lines += retrieval_report.shingle_section(args.out, corpus)
     sizes = (500, 2_000) if args.data == "tiny" or args.smoke else (1_000, 4_000, 16_000)
     lines += retrieval_report.index_scale_section(args.out, sizes=sizes)
-    command = " ".join(["python -m experiments.reproduce", *(a for a in (sys.argv[1:] if argv is None else argv) if a != "--record")])
-    lines += ["## Run", "", provenance.stamp(command.strip(), time.perf_counter() - start), ""]
+    command = provenance.command_line("python -m experiments.reproduce", sys.argv[1:] if argv is None else argv)
+    lines += ["## Run", "", provenance.stamp(command, time.perf_counter() - start), ""]
     report = args.out / "report.md"
     report.write_text("\n".join(lines))
     print(f"Report written to {report}")

@@ -41,7 +41,7 @@ from experiments.data.loaders import AUDIO_EXTENSIONS, AudioLoadError, ScoreLoad
 from experiments.retrieval import index as indexes
 from experiments.retrieval import matching, shingles
 from experiments.retrieval.tempo import scale_tempo, unit_rows
-from experiments.sync import score_events
+from experiments.sync import positive_number, score_events
 
 SAMPLE_RATE = 22050
 CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
@@ -200,14 +200,6 @@ def run(database: Path, query: Path, *, method: str = "matching", top: int = 20,
     return hits
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.search", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -215,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
     parser.add_argument("--method", choices=("matching", "shingles"), default="matching",
                         help="matching: excerpt anywhere in a recording; shingles: version identification")
-    parser.add_argument("--top", type=positive_int, default=20, help="number of hits")
+    parser.add_argument("--top", type=positive_number(int), default=20, help="number of hits")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
     parser.add_argument("--cache", type=Path, default=None,
                         help="cache of features and index (default: $XDG_CACHE_HOME/sdtw-retrieval/search/<hash>)")

@@ -464,7 +464,9 @@ def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: floa
     plt.close(fig)
 
 
-def _positive(kind: type):
+def positive_number(kind: type):
+    """argparse type: a ``kind`` (int or float) > 0; NaN refused."""
+
     def parse(text: str):
         value = kind(text)
         if not value > 0:  # also refuses NaN
@@ -530,13 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("a", type=Path, help="audio file or score (MIDI/MusicXML)")
     parser.add_argument("b", type=Path, help="audio file or score")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--rate", type=_positive(float), default=SyncConfig.rate_hz, help="feature rate in Hz")
+    parser.add_argument("--rate", type=positive_number(float), default=SyncConfig.rate_hz, help="feature rate in Hz")
     parser.add_argument("--feature", default=SyncConfig.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
-    parser.add_argument("--sample-rate", type=_positive(int), default=22050, help="audio is resampled to this rate")
+    parser.add_argument("--sample-rate", type=positive_number(int), default=22050, help="audio is resampled to this rate")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--multiscale", action="store_true", help="memory-bounded multiscale DTW")
     mode.add_argument("--full", action="store_true", help="full-resolution DTW")
-    parser.add_argument("--auto-cells", type=_positive(float), default=16e6,
+    parser.add_argument("--auto-cells", type=positive_number(float), default=16e6,
                         help="without --multiscale/--full, use multiscale above this many cells")
     args = parser.parse_args(argv)
     multiscale = True if args.multiscale else False if args.full else None

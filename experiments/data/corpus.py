@@ -379,14 +379,20 @@ def damaged_files(root: Path) -> dict[Path, str]:
     sizes = manifest.get("wav_bytes", {})
     for version_id in manifest["versions"]:
         json_path, wav_path = (root / "versions" / f"{version_id}{suffix}" for suffix in (".json", ".wav"))
-        problem = (f"{json_path.name} (missing)" if not json_path.exists()
-                   else f"{wav_path.name} (missing)" if not wav_path.exists()
-                   else f"{wav_path.name} ({wav_path.stat().st_size} bytes, expected {sizes[version_id]})"
-                   if version_id in sizes and wav_path.stat().st_size != sizes[version_id] else None)
-        if problem:
-            damaged[json_path] = problem
-            damaged[wav_path] = problem
+        if problem := _version_problem(json_path, wav_path, sizes.get(version_id)):
+            damaged[json_path] = damaged[wav_path] = problem
     return damaged
+
+
+def _version_problem(json_path: Path, wav_path: Path, wav_bytes: int | None) -> str | None:
+    """What is wrong with one version's files (None: intact); ``wav_bytes`` None skips the size check."""
+    for path in (json_path, wav_path):
+        if not path.exists():
+            return f"{path.name} (missing)"
+    size = wav_path.stat().st_size
+    if wav_bytes is not None and size != wav_bytes:
+        return f"{wav_path.name} ({size} bytes, expected {wav_bytes})"
+    return None
 
 
 def _render_or_load(root: Path, piece: Piece, config: CorpusConfig, index: int, rebuild: bool) -> Version:

@@ -71,7 +71,7 @@ def test_own_cache_folder(music_folder, tmp_path):
 @pytest.mark.parametrize("case, expected", [
     ("corrupt midi", "cannot use the query: cannot parse score"),
     ("note-less midi", "cannot use the query: score has no parts"),
-    ("--top 0", "--top: must be >= 1"),
+    ("--top 0", "--top: must be > 0"),
     ("database is a file", "is a file; give the folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, expected, music_folder, tmp_path, capsys):
