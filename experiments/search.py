@@ -1,9 +1,18 @@
 """Search a folder of your own recordings with an audio excerpt or a score.
 
-    python -m experiments.search --database FOLDER --query FILE [--method matching|shingles]
-                                 [--top 20] [--out ranked.csv]
+    python -m experiments.search --database FOLDER --query FILE
+                                 [--method auto|fingerprint|matching|shingles] [--top 20] [--out ranked.csv]
 
 Methods:
+- ``auto`` (default): ``fingerprint`` for an audio clip of a recording in the
+  folder; when no recording holds the clip (or the query is a score),
+  ``matching``.
+- ``fingerprint`` (audio identification; Wang 2003): which recording is this
+  clip, and where in it? Landmark hashes of spectral peaks in an inverted
+  index (:mod:`experiments.retrieval.fingerprint`); finds the very recording
+  (noise, reverb, lossy coding, +-6% speed), not other performances. Only
+  matches above ``--min-confidence`` are listed, so a clip of a recording not
+  in the folder gives no row.
 - ``matching`` (default; Müller, Kurth & Clausen 2005): the query's CENS
   features (10 Hz) in several tempo scalings slid along every recording's
   CENS (1 Hz); hits are the minima of the matching curves, so one recording
@@ -18,8 +27,10 @@ outside the music folder (which may be read-only): in ``--cache``, default
 ``$XDG_CACHE_HOME/sdtw-retrieval/search/<folder hash>`` (``~/.cache/...``).
 The features of a file are recomputed only when the file changes, the index
 when the set of files changes, and any cached file that fails its checksum is
-computed again. Unreadable or truncated files are skipped and listed. Prints
-the ranking and writes it as CSV (file, start_s, end_s, distance).
+computed again; the fingerprint index grows by the files added since the last
+search. Unreadable or truncated files are skipped and listed. Prints the
+ranking and writes it as CSV (rank, file, start_s, end_s, distance,
+confidence; confidence only for fingerprint matches).
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import numpy as np
 from experiments import features
 from experiments.data import cache
 from experiments.data.loaders import AUDIO_EXTENSIONS, AudioLoadError, ScoreLoadError, load_audio, load_score
+from experiments.retrieval import fingerprint as fingerprints
 from experiments.retrieval import index as indexes
 from experiments.retrieval import matching, shingles
 from experiments.retrieval.tempo import scale_tempo, unit_rows
@@ -46,13 +58,15 @@ from experiments.sync import positive_number, score_events
 SAMPLE_RATE = 22050
 CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
 SCORE_SUFFIXES = (".mid", ".midi", ".xml", ".musicxml", ".mxl")
+METHODS = ("auto", "fingerprint", "matching", "shingles")
+SPEED_SEARCH = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # landmarks survive about 1.5% of speed change
 
 
 class SearchError(Exception):
     """An expected problem with the user's input, reported without a traceback."""
 
 
-def _fingerprint(path: Path) -> str:
+def _file_key(path: Path) -> str:
     stat = path.stat()
     return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
@@ -62,12 +76,8 @@ def default_cache_dir(database: Path) -> Path:
     return cache.user_cache_dir("search", hashlib.sha1(str(database.resolve()).encode()).hexdigest()[:16])
 
 
-def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """CENS at 10 Hz, ``(T, 12)``, of every readable audio file under ``folder`` (cached).
-
-    Returns:
-      (features by path relative to ``folder``, messages about skipped files).
-    """
+def audio_files(folder: Path, cache_dir: Path) -> list[Path]:
+    """Every audio file under ``folder`` (not in the cache), sorted; refuses a folder without one."""
     if folder.exists() and not folder.is_dir():
         raise SearchError(f"--database {folder} is a file; give the folder that holds your recordings")
     if not folder.is_dir():
@@ -75,11 +85,21 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and cache_dir not in p.parents)
     if not files:
         raise SearchError(f"database folder {folder} holds no audio file ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """CENS at 10 Hz, ``(T, 12)``, of every readable audio file under ``folder`` (cached).
+
+    Returns:
+      (features by path relative to ``folder``, messages about skipped files).
+    """
     from tqdm.auto import tqdm
 
+    files = audio_files(folder, cache_dir)
     found, skipped = {}, []
     for path in tqdm(files, desc="database features"):
-        cached = cache_dir / "features" / f"{_fingerprint(path)}.npy"
+        cached = cache_dir / "features" / f"{_file_key(path)}.npy"
         if (frames := cache.load_array(cached)) is not None:
             found[str(path.relative_to(folder))] = frames
             continue
@@ -166,38 +186,102 @@ def search_shingles(query: np.ndarray, database: dict[str, np.ndarray], top: int
     ]
 
 
+def fingerprint_index(folder: Path, cache_dir: Path) -> tuple[fingerprints.FingerprintIndex, list[str]]:
+    """The landmark index of ``folder``, brought up to date: files changed or gone are removed, new
+    ones added as one segment (the others are not read again).
+
+    Returns:
+      (the index, messages about skipped files).
+    """
+    from tqdm.auto import tqdm
+
+    files = {str(p.relative_to(folder)): p for p in audio_files(folder, cache_dir)}
+    try:
+        index = fingerprints.FingerprintIndex(cache_dir / "fingerprints")
+    except fingerprints.FingerprintIndexError as error:
+        print(f"fingerprint index rebuilt: {error}", file=sys.stderr)
+        index = fingerprints.FingerprintIndex(cache_dir / "fingerprints", reset=True)
+    keys = {name: _file_key(path) for name, path in files.items()}
+    indexed = index.files()
+    index.remove(name for name, key in indexed.items() if keys.get(name) != key)
+    new, skipped = {}, []
+    for name in tqdm([n for n in files if indexed.get(n) != keys[n]], desc="fingerprints"):
+        try:
+            audio = load_audio(files[name], sample_rate=index.config.sample_rate)
+        except AudioLoadError as error:
+            skipped.append(str(error))
+            continue
+        new[name] = (keys[name], fingerprints.landmarks(audio, index.config.sample_rate, index.config))
+    index.add(new)
+    if not len(index):
+        raise SearchError(f"no readable audio file in {folder}:\n  " + "\n  ".join(skipped))
+    return index, skipped
+
+
+def search_fingerprint(query: Path, index: fingerprints.FingerprintIndex, top: int,
+                       min_confidence: float) -> list[matching.Hit]:
+    """The recordings that hold the audio clip ``query``, most confident first (may be empty)."""
+    if query.suffix.lower() in SCORE_SUFFIXES:
+        raise SearchError("a score cannot be fingerprinted; use --method matching or shingles")
+    try:
+        audio = load_audio(query, sample_rate=index.config.sample_rate)
+    except AudioLoadError as error:
+        raise SearchError(f"cannot use the query: {error}") from error
+    duration = len(audio) / index.config.sample_rate
+    found = index.identify(audio, index.config.sample_rate, top=top, min_confidence=min_confidence,
+                           speeds=SPEED_SEARCH)
+    return [matching.Hit(m.name, m.offset_s, m.offset_s + duration * m.speed, 1.0 - m.fraction, m.confidence)
+            for m in found]
+
+
 def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["rank", "file", "start_s", "end_s", "distance"])
+        writer.writerow(["rank", "file", "start_s", "end_s", "distance", "confidence"])
         for rank, hit in enumerate(hits, 1):
-            writer.writerow([rank, hit.item_id, f"{hit.start_s:.2f}", f"{hit.end_s:.2f}", f"{hit.distance:.4f}"])
+            confidence = "" if hit.confidence is None else f"{hit.confidence:.1f}"
+            writer.writerow([rank, hit.item_id, f"{hit.start_s:.2f}", f"{hit.end_s:.2f}", f"{hit.distance:.4f}",
+                             confidence])
 
 
-def run(database: Path, query: Path, *, method: str = "matching", top: int = 20,
-        out: Path = Path("ranked.csv"), cache_dir: Path | None = None) -> list[matching.Hit]:
-    """Search ``database`` with ``query``; write and return the ranked hits.
+def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out: Path = Path("ranked.csv"),
+        cache_dir: Path | None = None,
+        min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE) -> list[matching.Hit]:
+    """Search ``database`` with ``query``; write and return the ranked hits (see the module docstring).
 
-    ``cache_dir`` holds the features and index (default: :func:`default_cache_dir`).
+    ``cache_dir`` holds the features and indexes (default: :func:`default_cache_dir`).
     """
+    if method not in METHODS:
+        raise SearchError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     cache_dir = default_cache_dir(database) if cache_dir is None else cache_dir
     query_frames = query_features(query)
     if len(query_frames) == 0 or not np.any(query_frames):
         raise SearchError(f"the query {query} is silent or empty")
+    if method == "fingerprint" or (method == "auto" and query.suffix.lower() not in SCORE_SUFFIXES):
+        index, skipped = fingerprint_index(database, cache_dir)
+        _report_skipped(skipped)
+        hits = search_fingerprint(query, index, top, min_confidence)
+        if hits or method == "fingerprint":
+            write_csv(hits, out)
+            return hits
+        print("no recording in the folder holds this clip: searching for the same music (audio matching)",
+              file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found, skipped = database_features(database, cache_dir)
-    for message in skipped:
-        print(f"skipped: {message}", file=sys.stderr)
-    if method == "matching":
-        hits = search_matching(query_frames, found, top)
-    elif method == "shingles":
+    _report_skipped(skipped)
+    if method == "shingles":
         hits = search_shingles(query_frames, found, top, cache_dir)
     else:
-        raise SearchError(f"unknown method {method!r}: use matching or shingles")
+        hits = search_matching(query_frames, found, top)
     write_csv(hits, out)
     return hits
+
+
+def _report_skipped(messages: Sequence[str]) -> None:
+    for message in messages:
+        print(f"skipped: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,20 +289,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
     parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
-    parser.add_argument("--method", choices=("matching", "shingles"), default="matching",
-                        help="matching: excerpt anywhere in a recording; shingles: version identification")
+    parser.add_argument("--method", choices=METHODS, default="auto",
+                        help="fingerprint: this very recording (audio identification); matching: the same music "
+                             "anywhere in a recording; shingles: versions of a piece; auto: fingerprint, then matching")
     parser.add_argument("--top", type=positive_number(int), default=20, help="number of hits")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
+    parser.add_argument("--min-confidence", type=positive_number(float), default=fingerprints.DEFAULT_MIN_CONFIDENCE,
+                        help="fingerprint matches below this confidence (-log10 chance of a false match) are dropped")
     parser.add_argument("--cache", type=Path, default=None,
                         help="cache of features and index (default: $XDG_CACHE_HOME/sdtw-retrieval/search/<hash>)")
     args = parser.parse_args(argv)
     try:
-        hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out, cache_dir=args.cache)
+        hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out,
+                   cache_dir=args.cache, min_confidence=args.min_confidence)
     except SearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not hits:
+        print(f"no recording in {args.database} holds this clip (no fingerprint match with confidence >= "
+              f"{args.min_confidence:g})")
     for rank, hit in enumerate(hits, 1):
-        print(f"{rank:3d}  {hit.item_id}  {hit.start_s:8.1f} s - {hit.end_s:8.1f} s  distance {hit.distance:.3f}")
+        confidence = "" if hit.confidence is None else f"  confidence {hit.confidence:.0f}"
+        print(f"{rank:3d}  {hit.item_id}  {hit.start_s:8.2f} s - {hit.end_s:8.2f} s  "
+              f"distance {hit.distance:.3f}{confidence}")
     print(f"ranking written to {args.out}")
     return 0
 

@@ -43,12 +43,14 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Hit:
-    """A match: database item, span in seconds (inclusive frames), distance in [0, 1]."""
+    """A match: database item, span in seconds (inclusive frames), distance in [0, 1], and for
+    fingerprint matches the confidence (``-log10`` chance of a false match; None otherwise)."""
 
     item_id: str
     start_s: float
     end_s: float
     distance: float
+    confidence: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,8 @@ def music_folder(tiny_corpus, tmp_path_factory):
 def test_matching_finds_the_recording_and_writes_a_csv(music_folder, tmp_path, capsys, user_cache):
     folder, query, expected = music_folder
     out = tmp_path / "ranked.csv"
-    assert search.main(["--database", str(folder), "--query", str(query), "--out", str(out)]) == 0
+    assert search.main(["--database", str(folder), "--query", str(query), "--out", str(out),
+                        "--method", "matching"]) == 0
     rows = list(csv.DictReader(open(out)))
     assert rows[0]["file"] == f"{expected}.wav"
     assert float(rows[0]["start_s"]) < 2.0
@@ -50,13 +51,13 @@ def test_matching_finds_the_recording_and_writes_a_csv(music_folder, tmp_path, c
 
 def test_damaged_cache_files_are_computed_again(music_folder, tmp_path, user_cache):
     folder, query, _ = music_folder
-    first = search.run(folder, query, out=tmp_path / "first.csv")
+    first = search.run(folder, query, method="matching", out=tmp_path / "first.csv")
     (features,) = user_cache.glob("*/features")
     for npy in features.glob("*.npy"):
         data = bytearray(npy.read_bytes())
         data[-8:] = b"\xff" * 8  # flipped bytes in the last frame: np.load would not notice
         npy.write_bytes(bytes(data))
-    again = search.run(folder, query, out=tmp_path / "again.csv")
+    again = search.run(folder, query, method="matching", out=tmp_path / "again.csv")
     assert [(h.item_id, h.start_s, h.distance) for h in again] == [(h.item_id, h.start_s, h.distance) for h in first]
     assert all(cache.is_intact(npy) for npy in features.glob("*.npy"))
 
@@ -64,7 +65,7 @@ def test_damaged_cache_files_are_computed_again(music_folder, tmp_path, user_cac
 def test_own_cache_folder(music_folder, tmp_path):
     folder, query, _ = music_folder
     assert search.main(["--database", str(folder), "--query", str(query), "--out", str(tmp_path / "r.csv"),
-                        "--cache", str(tmp_path / "mine")]) == 0
+                        "--cache", str(tmp_path / "mine"), "--method", "matching"]) == 0
     assert list((tmp_path / "mine" / "features").glob("*.npy"))
 
 
@@ -136,3 +137,71 @@ def test_too_short_recordings_for_shingles_get_a_message(music_folder, tmp_path,
     folder, query, _ = music_folder
     assert search.main(["--database", str(folder), "--query", str(query), "--method", "shingles"]) == 2
     assert "use --method matching" in capsys.readouterr().err
+
+
+def write_clip(version, start_s: float, seconds: float, path):
+    audio = version.load_audio()
+    first = int(start_s * version.sample_rate)
+    soundfile.write(path, audio[first: first + int(seconds * version.sample_rate)], version.sample_rate)
+    return path
+
+
+def test_fingerprint_finds_the_recording_and_the_clip_offset(music_folder, tiny_corpus, tmp_path, capsys):
+    folder, _, _ = music_folder
+    version = tiny_corpus.versions[1]
+    clip = write_clip(version, 2.5, 4.0, tmp_path / "clip.wav")
+    out = tmp_path / "ranked.csv"
+    assert search.main(["--database", str(folder), "--query", str(clip), "--out", str(out),
+                        "--method", "fingerprint"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["rank", "file", "start_s", "end_s", "distance", "confidence"]
+    assert rows[0]["file"] == f"{version.version_id}.wav" and len(rows) == 1  # not the other rendering
+    assert abs(float(rows[0]["start_s"]) - 2.5) <= 0.032 and abs(float(rows[0]["end_s"]) - 6.5) <= 0.05
+    assert float(rows[0]["confidence"]) >= 5 and 0 <= float(rows[0]["distance"]) < 1
+    assert "confidence" in capsys.readouterr().out
+    # auto picks the fingerprint for the same clip
+    assert search.run(folder, clip, out=tmp_path / "auto.csv")[0].confidence is not None
+
+
+def test_a_clip_of_another_recording_gives_no_fingerprint_match(tiny_corpus, tmp_path, capsys):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    first, other_rendering = tiny_corpus.versions[0], tiny_corpus.versions[1]
+    assert first.piece_id == other_rendering.piece_id
+    write_clip(first, 0.0, first.duration_s, folder / "first.wav")
+    clip = write_clip(other_rendering, 1.0, 5.0, tmp_path / "clip.wav")
+    out = tmp_path / "ranked.csv"
+    assert search.main(["--database", str(folder), "--query", str(clip), "--out", str(out),
+                        "--method", "fingerprint"]) == 0
+    assert open(out).read().strip() == "rank,file,start_s,end_s,distance,confidence"  # header only
+    assert "no recording in" in capsys.readouterr().out
+    hits = search.run(folder, clip, method="auto", out=tmp_path / "auto.csv")  # auto: then audio matching
+    assert hits and hits[0].confidence is None and hits[0].item_id == "first.wav"
+    assert "searching for the same music" in capsys.readouterr().err
+
+
+def test_the_fingerprint_index_follows_the_folder(tiny_corpus, tmp_path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    a, b = tiny_corpus.versions[0], tiny_corpus.versions[2]
+    write_clip(a, 0.0, a.duration_s, folder / "a.wav")
+    clip_b = write_clip(b, 1.0, 4.0, tmp_path / "clip_b.wav")
+    assert search.run(folder, clip_b, method="fingerprint", out=tmp_path / "r.csv", cache_dir=tmp_path / "c") == []
+    (segment,) = (tmp_path / "c" / "fingerprints").glob("segment-*.hashes.npy")
+    stamp = segment.stat().st_mtime_ns
+    write_clip(b, 0.0, b.duration_s, folder / "b.wav")  # a new file: one more segment, the old one untouched
+    hits = search.run(folder, clip_b, method="fingerprint", out=tmp_path / "r.csv", cache_dir=tmp_path / "c")
+    assert [h.item_id for h in hits] == ["b.wav"] and segment.stat().st_mtime_ns == stamp
+    assert len(list((tmp_path / "c" / "fingerprints").glob("segment-*.hashes.npy"))) == 2
+    (folder / "b.wav").unlink()  # a removed file is no longer found
+    assert search.run(folder, clip_b, method="fingerprint", out=tmp_path / "r.csv", cache_dir=tmp_path / "c") == []
+
+
+def test_a_score_cannot_be_fingerprinted(music_folder, tmp_path, capsys):
+    import music21
+
+    folder, _, _ = music_folder
+    score = music21.stream.Score([music21.stream.Part([music21.note.Note(p, quarterLength=4) for p in "CDEF"])])
+    score.write("midi", fp=str(tmp_path / "q.mid"))
+    assert search.main(["--database", str(folder), "--query", str(tmp_path / "q.mid"), "--method", "fingerprint"]) == 2
+    assert "cannot be fingerprinted" in capsys.readouterr().err
