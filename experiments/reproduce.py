@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> pathlib.Path:
         note = (f"DNN rows: the chroma CNN trained {dnn_steps} steps on this corpus's training versions "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
     lines += retrieval_report.theme_section(args.out, corpus, learned, note)
+    identification = {"durations": (2.0, 5.0), "per_recording": 4} if args.smoke else {}
+    lines += retrieval_report.identification_section(args.out, corpus, **identification)
     lines += retrieval_report.audio_matching_section(args.out, corpus)
     lines += retrieval_report.shingle_section(args.out, corpus)
     sizes = (500, 2_000) if args.data == "tiny" or args.smoke else (1_000, 4_000, 16_000)

@@ -20,9 +20,10 @@ import numpy as np  # noqa: E402
 
 from experiments.features import FeatureConfig, corpus_features  # noqa: E402
 from experiments.retrieval import index as indexes  # noqa: E402
-from experiments.retrieval import matching, shingles, theme  # noqa: E402
+from experiments.retrieval import fingerprint, identification, matching, shingles, theme  # noqa: E402
 
-__all__ = ["audio_matching_section", "index_scale_section", "shingle_section", "theme_section"]
+__all__ = ["audio_matching_section", "identification_section", "index_scale_section", "shingle_section",
+           "theme_section"]
 
 SEED_THEME = {  # Top-1, Top-10 (Zalkow & Müller 2021, MTD)
     "standard": (0.561, 0.723), "enhanced": (0.824, 0.861), "DNN (CTC)": (0.867, 0.942),
@@ -229,3 +230,116 @@ def index_scale_section(out: pathlib.Path, sizes=(1_000, 4_000, 16_000), dims=(1
         "![query time vs index size](index_scale.png)",
         "",
     ]
+
+
+def _count_cell(counts: tuple[int, int]) -> str:
+    n, total = counts
+    return "–" if total == 0 else f"{n / total:.2f} ({n}/{total})"
+
+
+def _confidence_figure(result: identification.IdentificationResult, path: pathlib.Path) -> None:
+    """Best score of every clean query by clip kind, one panel per system, threshold marked."""
+    fig, axes = plt.subplots(1, len(result.systems), figsize=(5 * len(result.systems), 3.2), squeeze=False,
+                             constrained_layout=True)
+    for ax, system in zip(axes[0], result.systems):
+        landmark = system == identification.LandmarkSystem.name
+        for kind, color in (("database", "tab:blue"), ("other rendering", "tab:orange"), ("outside", "tab:red")):
+            scores = [o.score for o in result.select(system=system, kind=kind, condition="clean", search="speed 1",
+                                                     part="test")]
+            values = np.log10(1.0 + np.asarray(scores)) if landmark else np.asarray(scores)
+            ax.hist(values, bins=30, alpha=0.6, color=color, label=f"{kind} ({len(scores)})")
+        threshold = result.thresholds[system]
+        ax.axvline(np.log10(1.0 + threshold) if landmark else threshold, color="k", ls="--", lw=1, label="threshold")
+        ax.set_xlabel("log10(1 + confidence)" if landmark else "1 - bit error rate")
+        ax.set_ylabel("clean clips")
+        ax.set_title(system, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10.0),
+                           per_recording: int = 12) -> list[str]:
+    """Audio identification: identification rate under degradations, false positives, query time, index
+    size; thresholds calibrated on half of the clips, every rate measured on the other half."""
+    result = identification.evaluate_identification(corpus, durations=durations, per_recording=per_recording,
+                                                    progress=True)
+    result.calibrate()
+    ours, others = result.systems[0], result.systems[1:]
+    head = " | ".join(f"{d:g} s" + "".join(f" | {d:g} s ({_short(o)})" for o in others) for d in durations)
+    align = "|---|" + "---:|" * (len(durations) * len(result.systems))
+    conditions = list(dict.fromkeys(o.condition for o in result.outcomes))
+    rows = [f"| condition | {head} |", align]
+    for condition in conditions:
+        searched = result.select(condition=condition, search="speed search", kind="database")
+        searches = ["speed 1"] + (["speed search"] if searched else [])
+        for search in searches:
+            cells = []
+            for d in durations:
+                cells += [_count_cell(result.identified(system, condition=condition, duration_s=d, search=search,
+                                                        part="test")) for system in result.systems]
+            label = condition if search == "speed 1" else f"{condition}, speed search"
+            rows.append(f"| {label} | {' | '.join(cells)} |")
+    false_rows = [f"| clips from | {head} |", align]
+    for kind in ("other rendering", "outside"):
+        for search in ("speed 1", "speed search"):
+            cells = []
+            for d in durations:
+                cells += [_count_cell(result.false_positives(system, kind=kind, duration_s=d, search=search,
+                                                             part="test")) for system in result.systems]
+            false_rows.append(f"| {kind}{', speed search' if search != 'speed 1' else ''} | {' | '.join(cells)} |")
+    cost_rows = ["| system | " + " | ".join(f"query {d:g} s (ms)" for d in durations)
+                 + " | with speed search (ms) | index entries | index size | build (s) |",
+                 "|---|" + "---:|" * (len(durations) + 4)]
+    for system in result.systems:
+        facts = result.index[system]
+        searched = [result.median_ms(system, duration_s=d, search="speed search") for d in durations
+                    if result.select(system=system, duration_s=d, search="speed search")]
+        cost_rows.append(
+            f"| {system} | " + " | ".join(f"{result.median_ms(system, duration_s=d, search='speed 1'):.1f}"
+                                          for d in durations)
+            + f" | {' / '.join(f'{ms:.0f}' for ms in searched) or '–'} | {facts['entries']:,} "
+            f"| {facts['bytes'] / 1024:.0f} KiB | {facts['build_s']:.1f} |")
+    _confidence_figure(result, out / "identification_confidence.png")
+    facts = result.index[ours]
+    roles = identification.identification_split(corpus)
+    chromaprint_note = (f"{others[0]} is slid along each recording's words (match: bit error rate <= "
+                        f"{1 - result.thresholds[others[0]]:.3f}); it cannot fingerprint clips under about 3 s."
+                        if others else "Chromaprint is left out: `fpcalc` is not installed "
+                        "(`apt-get install libchromaprint-tools`).")
+    return [
+        "## Audio identification (fingerprints)",
+        "",
+        f"Index: {facts['files']} recordings ({facts['hours'] * 60:.1f} min) of "
+        f"{len(corpus.pieces) - len({v.piece_id for v in roles['outside']})} pieces. Queries: {per_recording} clips "
+        "of each length per recording, cut at random positions, then degraded. Half of the clips calibrate:",
+        "each system's threshold is set just above the best score of any calibration clip whose recording",
+        "is not in the index; every rate below is measured on the other half at that threshold",
+        f"(ours: confidence >= {result.thresholds[ours]:.1f}, i.e. -log10 chance under the Poisson model of",
+        f"`experiments/retrieval/fingerprint.py`; `experiments.search` uses {fingerprint.DEFAULT_MIN_CONFIDENCE:g}).",
+        "*Identified*: the most confident match clears the threshold and is the clip's recording within",
+        f"{identification.POSITION_TOLERANCE_S:g} s of the clip's position. Speed search: the clip is also read at",
+        f"{identification.SPEED_SEARCH} times its speed. {chromaprint_note}",
+        "Cells: rate (successes/queries).",
+        "",
+        *rows,
+        "",
+        "False positives: clips of recordings not in the index, clean: another rendering of an indexed",
+        "piece (same notes; must not match: identification finds recordings, not pieces) and pieces",
+        "left out of the index.",
+        "",
+        *false_rows,
+        "",
+        "Cost (median over clean queries, one process):",
+        "",
+        *cost_rows,
+        "",
+        "![confidence of clean clips](identification_confidence.png)",
+        "",
+        "At 1,000 hours of index entries: `python benchmarks/fingerprint_scale.py`.",
+        "",
+    ]
+
+
+def _short(system: str) -> str:
+    return system.split()[0]

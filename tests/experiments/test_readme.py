@@ -93,7 +93,8 @@ def test_the_readme_has_commands():
 def check_report(folder: Path) -> None:
     """The report of `python -m experiments.reproduce --smoke`: every section, table row and figure."""
     text = (folder / "report.md").read_text()
-    for section in ("## Soft-DTW explained", "## Music synchronization", "## Theme retrieval", "## Audio matching",
+    for section in ("## Soft-DTW explained", "## Music synchronization", "## Theme retrieval",
+                    "## Audio identification (fingerprints)", "## Audio matching",
                     "## Shingle retrieval", "## Nearest-neighbour search", "## Run"):
         assert section in text
     assert "| 0.001 | " in text  # soft-DTW down to gamma = 0.001
@@ -103,9 +104,10 @@ def check_report(folder: Path) -> None:
         assert f"| {row} | " in text and f"| {row} | – |" not in text  # trained, evaluated
     (run,) = (folder / "training").glob("small-*/ctc_chroma")  # keyed by the data config
     assert (run / "checkpoints").is_dir()
+    assert "| clean | 1.00 (" in text and "| speed +5%, speed search | " in text  # fingerprints found the clips
     assert "| raw | 240 | HNSW |" in text and "| 240 | 2000 | HNSW (hnswlib) |" in text
     for figure in ("expected_alignment.png", "synchronization.png", "matching_curve.png",
-                   "shingle_dimension.png", "index_scale.png"):
+                   "shingle_dimension.png", "index_scale.png", "identification_confidence.png"):
         assert (folder / figure).stat().st_size > 10_000
 
 
