@@ -259,9 +259,10 @@ def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out
     if len(query_frames) == 0 or not np.any(query_frames):
         raise SearchError(f"the query {query} is silent or empty")
     if method == "fingerprint" or (method == "auto" and query.suffix.lower() not in SCORE_SUFFIXES):
-        index, skipped = fingerprint_index(database, cache_dir)
+        with cache.exclusive(cache_dir / "fingerprints.lock"):  # two searches at once update it in turn
+            index, skipped = fingerprint_index(database, cache_dir)
+            hits = search_fingerprint(query, index, top, min_confidence)
         _report_skipped(skipped)
-        hits = search_fingerprint(query, index, top, min_confidence)
         if hits or method == "fingerprint":
             write_csv(hits, out)
             return hits

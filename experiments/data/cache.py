@@ -7,6 +7,8 @@ so an interrupted run never leaves a half-written file under a final name.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "config_hash", "is_intact", "load_array", "read_json", "save_array", "seal",
+__all__ = ["atomic_write", "config_hash", "exclusive", "is_intact", "load_array", "read_json", "save_array", "seal",
            "user_cache_dir", "write_json", "write_wav"]
 
 
@@ -25,6 +27,20 @@ def user_cache_dir(*parts: str) -> Path:
     things derived from the user's own files, kept out of their folders."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base, "sdtw-retrieval", *parts)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: str | Path):
+    """Hold an exclusive lock on ``lock_file`` inside the block, waiting for any other holder (flock:
+    released by the system when a process dies, so a crash leaves no stale lock)."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def config_hash(payload: Any, length: int = 12) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "Match",
     "landmarks",
     "peaks",
+    "rational",
 ]
 
 # -log10 of the chance of a false match. The Poisson model ignores that other renderings of the same
@@ -140,7 +141,7 @@ def spectrogram_db(audio: np.ndarray, sample_rate: float, config: FingerprintCon
     if not np.all(np.isfinite(audio)):
         raise ValueError("audio contains NaN or inf samples")
     if sample_rate != config.sample_rate:
-        up, down = _ratio(config.sample_rate / sample_rate)
+        up, down = rational(config.sample_rate / sample_rate)
         audio = scipy.signal.resample_poly(audio, up, down)
     if len(audio) < config.n_fft:
         return np.zeros((config.n_fft // 2 + 1, 0))
@@ -149,7 +150,8 @@ def spectrogram_db(audio: np.ndarray, sample_rate: float, config: FingerprintCon
     return 20.0 * np.log10(np.abs(stft) + 1e-10)
 
 
-def _ratio(x: float, max_denominator: int = 1000) -> tuple[int, int]:
+def rational(x: float, max_denominator: int = 1000) -> tuple[int, int]:
+    """``(up, down)`` with ``up / down`` close to ``x``: the factors of a polyphase resampler."""
     from fractions import Fraction
 
     fraction = Fraction(x).limit_denominator(max_denominator)

@@ -39,7 +39,7 @@ SPEED_SEARCH = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # a 2% grid: landmarks
 def _speed(factor: float) -> Callable:
     def change(clip: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
         """Played ``factor`` times as fast: shorter and higher (tape or turntable speed)."""
-        up, down = fp._ratio(1.0 / factor)
+        up, down = fp.rational(1.0 / factor)
         return scipy.signal.resample_poly(clip, up, down).astype(np.float32)
 
     change.factor = factor

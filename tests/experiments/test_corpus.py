@@ -187,3 +187,19 @@ def test_config_from_hydra_yaml(tmp_path):
             config = CorpusConfig.from_mapping(compose(config_name=name))
             assert config.name == name and config.sample_rate == 22050
             assert 0.6 <= config.performance.tempo_factor[0] < config.performance.tempo_factor[1] <= 1.5
+
+
+def test_exclusive_lock_makes_another_process_wait(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from experiments.data import cache
+
+    lock = tmp_path / "index.lock"
+    waiter = [sys.executable, "-c", f"from experiments.data import cache\nwith cache.exclusive({str(lock)!r}): print('got it')"]
+    with cache.exclusive(lock):
+        other = subprocess.Popen(waiter, stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert other.poll() is None  # still waiting for the lock
+    assert other.communicate(timeout=60)[0].strip() == "got it"

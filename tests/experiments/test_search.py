@@ -205,3 +205,4 @@ def test_a_score_cannot_be_fingerprinted(music_folder, tmp_path, capsys):
     score.write("midi", fp=str(tmp_path / "q.mid"))
     assert search.main(["--database", str(folder), "--query", str(tmp_path / "q.mid"), "--method", "fingerprint"]) == 2
     assert "cannot be fingerprinted" in capsys.readouterr().err
+
