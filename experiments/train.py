@@ -121,18 +121,28 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train as `cfg` says; returns (final metrics, built objects).
 
     Bad `trainer` values are refused before any work, and a run folder in use
-    by another process is refused (`RunLockedError`). Loggers and checkpoint
-    managers are closed in `finally`, so a failing run leaves its files
-    consistent and a sweep goes on to the next run.
+    by another run is refused (`RunLockedError`). With several processes
+    (`distributed`), all of them train and only process 0 holds the lock and
+    writes logs. Loggers and checkpoint managers are closed in `finally`, so a
+    failing run leaves its files consistent and a sweep goes on to the next run.
     """
     check_trainer(cfg.trainer)
-    with run_lock(cfg.paths.output_dir):
+    distributed = cfg.get("distributed") or {}
+    try:
+        several = parallel.initialize_distributed(
+            distributed.get("coordinator_address"), distributed.get("num_processes"), distributed.get("process_id"),
+            auto=bool(distributed.get("auto")), cpu_collectives=distributed.get("cpu_collectives", "gloo"))
+    except parallel.DistributedConfigError as error:
+        raise ConfigError(str(error)) from None
+    if several and cfg.trainer.devices is not None:
+        raise ConfigError("trainer.devices must be null with several processes: the mesh spans all their devices.")
+    with parallel.main_process_only(run_lock(cfg.paths.output_dir)):
         return _train(cfg)
 
 
 def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     output_dir = Path(cfg.paths.output_dir)
-    mesh = parallel.data_mesh(cfg.trainer.devices)
+    mesh = parallel.data_mesh(cfg.trainer.devices, global_devices=True)
     if cfg.trainer.batch_size % mesh.size:
         raise ValueError(f"trainer.batch_size={cfg.trainer.batch_size} is not divisible by {mesh.size} devices.")
     model = models.create_model(cfg.model, cfg.seed)
@@ -145,7 +155,7 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                               keep_latest=cfg.trainer.keep_latest, keep_best=cfg.trainer.keep_best)
     loggers: list = []
     try:
-        loggers = build_loggers(cfg, output_dir)
+        loggers = build_loggers(cfg, output_dir) if parallel.is_main_process() else []
         result = fit(
             model, optimizer, loss_fn, task=cfg.task, train_set=train_set, val_set=val_set,
             checkpoints=checkpoints, loggers=loggers, mesh=mesh,

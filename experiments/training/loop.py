@@ -81,7 +81,7 @@ def validate(eval_step, model, dataset: ArrayDataset, batch_size: int, mesh: Mes
     """Mean loss and the task score over the full batches of `dataset`."""
     losses, counts = [], None
     for batch in dataset.batches(batch_size):
-        loss, batch_counts = eval_step(model, parallel.shard_batch(batch, mesh))
+        loss, batch_counts = eval_step(model, parallel.shard_batch(parallel.local_part(batch, mesh), mesh))
         losses.append(float(loss))
         counts = batch_counts if counts is None else counts + batch_counts
     if counts is None:
@@ -144,12 +144,12 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
     first non-finite loss.
     """
     started = time.perf_counter()
+    _place_state(model, optimizer, mesh)  # first: every process restores into the replicated layout
     restored = checkpoints.restore_latest(training_state(model, optimizer))
     start = 0
     if restored is not None:
         start, state = restored
         load_training_state(model, optimizer, state)
-    _place_state(model, optimizer, mesh)
     sampler = EpochSampler(len(train_set), config.batch_size, config.seed)
     train_step = make_train_step(loss_fn)
     eval_step = make_eval_step(loss_fn, task)
@@ -164,11 +164,12 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
         logger.resume(start)
 
     val_metrics: dict[str, float] = {}
-    bar = tqdm(total=config.steps, initial=start, disable=not config.progress, desc=config.description,
-               unit="step")
+    bar = tqdm(total=config.steps, initial=start, disable=not (config.progress and parallel.is_main_process()),
+               desc=config.description, unit="step")
+    rows = parallel.local_rows(config.batch_size, mesh)  # every process draws the global batch, keeps its rows
     interval_start, interval_examples = time.perf_counter(), 0
     for step in range(start, config.steps):
-        batch = parallel.shard_batch(train_set.take(sampler.indices(step)), mesh)
+        batch = parallel.shard_batch(train_set.take(sampler.indices(step)[rows]), mesh)
         # The dropout key of a step depends only on (seed, step): resuming redraws the same masks.
         loss = float(train_step(model, optimizer, metrics, batch, jax.random.fold_in(base_key, step)))
         done = step + 1
