@@ -41,19 +41,30 @@ def final_validation_loss(run: Path) -> float:
     return [r for r in records if "val/loss" in r][-1]["val/loss"]
 
 
-def test_two_processes_train_what_one_process_trains(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(ROOT)}  # one CPU device per process
+ENV = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(ROOT)}  # one CPU device per process
+
+
+def start_pair(log_dir: Path) -> list[subprocess.Popen]:
+    """Two processes of one distributed run, coordinated on a free local port."""
     port = free_port()
-    pair = [subprocess.Popen(train_command(tmp_path / "two", "distributed.num_processes=2",
-                                           f"distributed.process_id={i}",
+    return [subprocess.Popen(train_command(log_dir, "distributed.num_processes=2", f"distributed.process_id={i}",
                                            f"distributed.coordinator_address=127.0.0.1:{port}"),
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for i in range(2)]
-    single = subprocess.run(train_command(tmp_path / "one"), cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)
+
+
+def finish(pair: list[subprocess.Popen]) -> list[str]:
     outputs = [process.communicate(timeout=600)[0] for process in pair]
     for process, output in zip(pair, outputs):
         assert process.returncode == 0, output[-3000:]
+    return outputs
+
+
+def test_two_processes_train_what_one_process_trains(tmp_path):
+    pair = start_pair(tmp_path / "two")
+    single = subprocess.run(train_command(tmp_path / "one"), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=600)
+    outputs = finish(pair)
     assert single.returncode == 0, single.stderr[-3000:]
     assert all("2 device(s)" in output for output in outputs)  # one mesh over both processes
 
@@ -61,9 +72,19 @@ def test_two_processes_train_what_one_process_trains(tmp_path):
     (alone,) = run_folders(tmp_path / "one")
     assert shared.name == alone.name
     records = (shared / "metrics.jsonl").read_text().splitlines()
-    assert len(records) == len({line for line in records})  # ... and only process 0 wrote its metrics
+    assert len(records) == len(set(records))  # ... and only process 0 wrote its metrics
     assert final_validation_loss(shared) == pytest.approx(final_validation_loss(alone), abs=1e-5)
     assert sorted(p.name for p in (shared / "checkpoints" / "latest").iterdir()) == ["10", "20"]
+
+
+@pytest.mark.slow
+def test_two_processes_resume_from_their_checkpoint(tmp_path):
+    finish(start_pair(tmp_path))
+    (run,) = run_folders(tmp_path)
+    before = final_validation_loss(run)
+    outputs = finish(start_pair(tmp_path))  # the same command again: both processes restore step 20
+    assert all("'train/start_step': 20" in output for output in outputs)
+    assert final_validation_loss(run) == pytest.approx(before, abs=1e-6)
 
 
 def test_incomplete_distributed_options_are_refused(tmp_path):
