@@ -117,7 +117,8 @@ class Match:
       offset_s: where the clip starts in the recording (seconds, one frame resolution).
       hits: landmarks of the clip found at that offset.
       fraction: ``hits`` over the clip's landmarks (1 = every landmark found).
-      confidence: ``-log10`` of the chance of so many hits at one offset in any recording.
+      confidence: ``-log10`` of the chance of so many hits at one offset in any recording
+        (below 0: no more than chance gives).
       speed: speed factor of the clip against the recording (1 unless a speed search found it).
     """
 
@@ -314,7 +315,7 @@ class FingerprintIndex:
         positions = np.concatenate([start + items[n][1].times for n, start in zip(names, starts)]).astype(np.uint32)
         self._write_segment(_Segment(f"segment-{self._next:06d}", names, [items[n][0] for n in names], starts,
                                      frames, np.ones(len(names), bool)), hashes, positions)
-        if len(self.segments) > self.max_segments:
+        if len(self.segments) > self.max_segments and self.total_frames + len(self) < 2**32:
             self.compact()
 
     def remove(self, names: Iterable[str]) -> None:
@@ -329,28 +330,33 @@ class FingerprintIndex:
             self._write_manifest()
 
     def compact(self) -> None:
-        """Merge every segment into one, dropping removed files."""
-        items, parts = [], []
+        """Merge every segment into one, dropping removed files (reads them all into memory)."""
+        names, keys, frames, hashes, positions = [], [], [], [], []
+        base = 0  # first position of the next file in the merged segment
         for segment in self.segments:
-            hashes, positions = self._arrays(segment)
-            owner = np.searchsorted(segment.starts, positions, side="right") - 1
-            for i in np.flatnonzero(segment.live):
-                mine = owner == i
-                items.append((segment.names[i], segment.keys[i], segment.frames[i]))
-                parts.append((hashes[mine], positions[mine].astype(np.int64) - segment.starts[i]))
-        old = self.segments
-        if not items:
-            self.segments = []
-            self._write_manifest()
-        else:
-            frames = np.array([f for _, _, f in items], np.int64)
+            stored_hashes, stored_positions = self._arrays(segment)
+            live = np.flatnonzero(segment.live)
+            new_start = np.zeros(len(segment.names), np.int64)
+            new_start[live] = base + np.concatenate([[0], np.cumsum(segment.frames[live] + 1)[:-1]])
+            owner = np.searchsorted(segment.starts, stored_positions, side="right") - 1
+            keep = segment.live[owner]
+            hashes.append(np.asarray(stored_hashes[keep]))
+            positions.append(stored_positions[keep] - segment.starts[owner[keep]] + new_start[owner[keep]])
+            names += [segment.names[i] for i in live]
+            keys += [segment.keys[i] for i in live]
+            frames.append(segment.frames[live])
+            base += int((segment.frames[live] + 1).sum())
+        if base >= 2**32:
+            raise ValueError(f"the merged segment would span {base} frames (at most 2**32): keep the segments")
+        old, self.segments = self.segments, []
+        if names:
+            frames = np.concatenate(frames)
             starts = np.concatenate([[0], np.cumsum(frames + 1)[:-1]]).astype(np.int64)
-            hashes = np.concatenate([h for h, _ in parts])
-            positions = np.concatenate([start + t for (_, t), start in zip(parts, starts)]).astype(np.uint32)
-            self.segments = []
-            self._write_segment(_Segment(f"segment-{self._next:06d}", [n for n, _, _ in items],
-                                         [k for _, k, _ in items], starts, frames, np.ones(len(items), bool)),
-                                hashes, positions)
+            self._write_segment(_Segment(f"segment-{self._next:06d}", names, keys, starts, frames,
+                                         np.ones(len(names), bool)),
+                                np.concatenate(hashes), np.concatenate(positions).astype(np.uint32))
+        else:
+            self._write_manifest()
         for segment in old:
             for path in self._paths(segment):
                 path.unlink(missing_ok=True)
@@ -395,52 +401,62 @@ class FingerprintIndex:
         found: dict[str, Match] = {}
         for speed in speeds:
             query = landmarks(audio, sample_rate / speed, self.config)
-            for match in self.lookup(query, n_tests_factor=len(speeds)):
+            for match in self.lookup(query, min_confidence=min(min_confidence, 0.0), n_tests_factor=len(speeds)):
                 match = dataclasses.replace(match, speed=float(speed))
                 if match.name not in found or match.confidence > found[match.name].confidence:
                     found[match.name] = match
         ranked = sorted(found.values(), key=lambda m: -m.confidence)
         return [m for m in ranked if m.confidence >= min_confidence][:top]
 
-    def lookup(self, query: Landmarks, *, n_tests_factor: int = 1, max_postings: int = 20_000) -> list[Match]:
-        """Best offset and its confidence for every recording that shares a hash with ``query``.
+    def lookup(self, query: Landmarks, *, min_confidence: float = 0.0, n_tests_factor: int = 1,
+               max_postings: int = 20_000) -> list[Match]:
+        """Best offset and its confidence for every recording with hits and ``confidence >
+        min_confidence`` (0: more hits than chance gives; ``-inf``: all), most confident first.
 
-        ``max_postings``: hashes stored more often than this carry no information and are skipped.
+        ``max_postings``: hashes stored more often than this in the whole index carry little
+        information and cost the most; they are skipped.
         """
-        if len(query.hashes) == 0:
+        if len(query.hashes) == 0 or not self.segments:
             return []
         width = 2 * self.config.offset_tolerance + 1
         n_tests = n_tests_factor * sum(int((s.frames[s.live] + query.n_frames).sum()) for s in self.segments)
+        spans = [self._postings(segment, query.hashes) for segment in self.segments]
+        common = sum(n for _, n in spans) > max_postings
         matches = []
-        for segment in self.segments:
-            for slot, offset, count, total in self._segment_counts(segment, query, max_postings):
-                bins = segment.frames[slot] + query.n_frames
-                log_p = _log10_chance(count, total * width / bins)
-                matches.append(Match(segment.names[slot], offset * self.config.frame_s, int(count),
-                                     count / len(query.hashes), max(0.0, -(log_p + float(np.log10(n_tests))))))
+        for segment, (first, n) in zip(self.segments, spans):
+            slot, offset, count, total = self._best_offsets(segment, query, first, np.where(common, 0, n))
+            mean = total * width / (segment.frames[slot] + query.n_frames)
+            confidence = -(_log10_chance(count, mean) + np.log10(n_tests))
+            for i in np.flatnonzero(confidence > min_confidence):
+                matches.append(Match(segment.names[slot[i]], float(offset[i] * self.config.frame_s), int(count[i]),
+                                     float(count[i] / len(query.hashes)), float(confidence[i])))
         return sorted(matches, key=lambda m: -m.confidence)
 
-    def _segment_counts(self, segment: _Segment, query: Landmarks, max_postings: int):
-        """Per live file of ``segment`` with hits: (slot, best offset in frames, hits there, all hits)."""
-        hashes, positions = self._arrays(segment)
-        lo = np.searchsorted(hashes, query.hashes, side="left")
-        n = np.searchsorted(hashes, query.hashes, side="right") - lo
-        n[n > max_postings] = 0
+    def _postings(self, segment: _Segment, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First posting and number of postings of each of ``hashes`` in ``segment``."""
+        stored, _ = self._arrays(segment)
+        first = np.searchsorted(stored, hashes, side="left")
+        return first, np.searchsorted(stored, hashes, side="right") - first
+
+    def _best_offsets(self, segment: _Segment, query: Landmarks, first: np.ndarray, n: np.ndarray):
+        """Per live file of ``segment`` with hits: ``(slot, best offset in frames, hits there, all
+        hits)`` as arrays, hits counted over ``offset_tolerance`` frames either side."""
+        _, positions = self._arrays(segment)
+        empty = (np.zeros(0, np.int64),) * 4
         if n.sum() == 0:
-            return []
-        first = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(n.sum())
-        position = positions[first].astype(np.int64)
+            return empty
+        entry = np.repeat(first - (np.cumsum(n) - n), n) + np.arange(n.sum())
+        position = positions[entry].astype(np.int64)
         slot = np.searchsorted(segment.starts, position, side="right") - 1
         offset = position - segment.starts[slot] - np.repeat(query.times, n)
         live = segment.live[slot]
         slot, offset = slot[live], offset[live]
         if len(slot) == 0:
-            return []
+            return empty
         total = np.bincount(slot, minlength=len(segment.names))
         # Offsets in the file as non-negative keys: (slot, offset) -> one int64, then count them.
-        shift = query.n_frames + 1
-        key = slot * (2**32) + offset + shift
-        keys, counts = np.unique(key, return_counts=True)
+        shift = int(query.times.max()) + 1
+        keys, counts = np.unique(slot * (2**32) + offset + shift, return_counts=True)
         windowed = counts.copy()
         for d in range(1, self.config.offset_tolerance + 1):
             for neighbour in (keys - d, keys + d):
@@ -448,18 +464,17 @@ class FingerprintIndex:
                 windowed += np.where(keys[at] == neighbour, counts[at], 0)
         key_slot = keys // (2**32)
         order = np.lexsort((-windowed, key_slot))  # per slot, the largest windowed count first
-        first = order[np.r_[True, key_slot[order][1:] != key_slot[order][:-1]]]
-        return [(int(key_slot[i]), int(keys[i] % (2**32) - shift), int(windowed[i]), int(total[key_slot[i]]))
-                for i in first]
+        best = order[np.r_[True, key_slot[order][1:] != key_slot[order][:-1]]]
+        return key_slot[best], keys[best] % (2**32) - shift, windowed[best], total[key_slot[best]]
 
 
-def _log10_chance(count: int, mean: float) -> float:
-    """``log10 P(X >= count)`` for ``X ~ Poisson(mean)``; below 1e-308 the first term of the tail
-    (``P(X = count)``, a bound within a factor ``1 / (1 - mean / count)``) keeps it finite."""
+def _log10_chance(count, mean) -> np.ndarray:
+    """``log10 P(X >= count)`` for ``X ~ Poisson(mean)`` (elementwise); below 1e-308 the first term
+    of the tail (``P(X = count)``, a bound within a factor ``1 / (1 - mean / count)``) keeps it finite."""
+    count, mean = np.asarray(count, np.float64), np.asarray(mean, np.float64)
     log_sf = scipy.stats.poisson.logsf(count - 1, mean)
-    if not np.isfinite(log_sf):
-        log_sf = scipy.stats.poisson.logpmf(count, mean)
-    return float(log_sf / np.log(10))
+    log_sf = np.where(np.isfinite(log_sf), log_sf, scipy.stats.poisson.logpmf(count, mean))
+    return log_sf / np.log(10)
 
 
 def _config_dict(config: FingerprintConfig) -> dict:

@@ -168,6 +168,24 @@ class Checkpoints:
         step = self.latest.latest_step()
         return None if step is None else self.directory / "latest" / str(step)
 
+    def restore(self, abstract_state: dict, *, kind: str = "best", step: int | None = None) -> tuple[int, dict]:
+        """(step, state) of one checkpoint, verified: `step` of the `kind` ("best" or "latest")
+        checkpoints, or the highest-scoring best / the newest latest one when `step` is None.
+
+        Raises:
+          FileNotFoundError: there is no such checkpoint.
+          CheckpointMismatchError: it was written for another model config.
+          ValueError: it fails its checksum or holds non-finite values.
+        """
+        manager = {"best": self.best, "latest": self.latest}[kind]
+        if step is None:
+            step = manager.best_step() if kind == "best" else manager.latest_step()
+        if step is None or step not in manager.all_steps():
+            raise FileNotFoundError(f"no {kind} checkpoint{'' if step is None else f' at step {step}'} in "
+                                    f"{self.directory} (steps: {sorted(manager.all_steps()) or 'none'})")
+        return step, self._restore_verified(step, jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state),
+                                            manager)
+
     def restore_latest(self, abstract_state: dict) -> tuple[int, dict] | None:
         """(step, state) of the newest intact checkpoint, or None if there is none.
 
@@ -199,16 +217,17 @@ class Checkpoints:
                         self.directory / "latest", self.directory / "corrupt", "; ".join(skipped))
         return None
 
-    def _restore_verified(self, step: int, target: dict) -> dict:
-        meta = self.latest.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    def _restore_verified(self, step: int, target: dict, manager: ocp.CheckpointManager | None = None) -> dict:
+        manager = self.latest if manager is None else manager
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
         differences = _differences(meta["model_config"], self.model_config)
         if differences:
             raise CheckpointMismatchError(
-                f"The checkpoint {self.directory / 'latest' / str(step)} was written for another model "
+                f"The checkpoint {Path(manager.directory) / str(step)} was written for another model "
                 f"config ({'; '.join(differences)}). Refusing to restore it: run with the model config it "
                 f"was trained with, or choose a new output folder (or delete this one) to start afresh."
             )
-        state = self.latest.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+        state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
         if bad := nonfinite_paths(state):
             raise ValueError(f"non-finite values in {', '.join(bad[:3])}")
         if "checksum" in meta and meta["checksum"] != state_checksum(state):  # older checkpoints have none

@@ -119,7 +119,7 @@ class FitResult:
     seconds: float
 
 
-def _place_state(model, optimizer, mesh: Mesh) -> None:
+def place_state(model, optimizer, mesh: Mesh) -> None:
     """Replicate parameters and optimizer state over the mesh."""
     for obj in (model, optimizer):
         nnx.update(obj, parallel.replicate(nnx.state(obj), mesh))
@@ -144,7 +144,7 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
     first non-finite loss.
     """
     started = time.perf_counter()
-    _place_state(model, optimizer, mesh)  # first: every process restores into the replicated layout
+    place_state(model, optimizer, mesh)  # first: every process restores into the replicated layout
     restored = checkpoints.restore_latest(training_state(model, optimizer))
     start = 0
     if restored is not None:

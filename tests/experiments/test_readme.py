@@ -25,7 +25,7 @@ from experiments import provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SMOKE = {"experiments.train": "debug=smoke", "experiments.reproduce": "--smoke"}
+SMOKE = {"experiments.train": "debug=smoke", "experiments.eval": "debug=smoke", "experiments.reproduce": "--smoke"}
 INSTALL_PREFIX = re.compile(r'^pip install -e "?\.(\[[a-z,]+\])?"? && ')
 
 
@@ -87,7 +87,8 @@ def run_line(command: str, workdir: Path, cache: Path) -> None:
 
 def test_the_readme_has_commands():
     modules = {c.split()[2] for c in COMMANDS}
-    assert {"experiments.reproduce", "experiments.train", "experiments.sync", "experiments.search"} <= modules
+    assert {"experiments.reproduce", "experiments.train", "experiments.eval", "experiments.sync",
+            "experiments.search"} <= modules
 
 
 def check_report(folder: Path) -> None:

@@ -107,7 +107,7 @@ def test_lookup_counts_equal_brute_force(tmp_path):
     idx.add({n: ("a", entries[n]) for n in ("f1", "f2")})  # two segments
     query = random_landmarks(60, 100)
     expected = brute_force_best_offsets(entries, query, config.offset_tolerance)
-    got = {m.name: m for m in idx.lookup(query)}
+    got = {m.name: m for m in idx.lookup(query, min_confidence=-np.inf)}  # chance matches too
     assert set(got) == set(expected)
     for name, (count, offsets) in expected.items():
         assert got[name].hits == count
@@ -203,3 +203,30 @@ def test_robustness_evaluation_counts_every_query(tiny_corpus):
     n_false, n_other = result.false_positives(system, search="speed 1")
     assert n_other > 0 and n_false == 0
     assert result.median_ms(system, search="speed 1") > 0
+
+
+def test_compaction_changes_no_answer(tmp_path):
+    rng = np.random.default_rng(5)
+    entries = {f"f{i}": fp.Landmarks(rng.integers(0, 60, 200).astype(np.uint32), np.sort(rng.integers(0, 300, 200)),
+                                     300) for i in range(5)}
+    idx = fp.FingerprintIndex(tmp_path)
+    for pair in (("f0", "f1"), ("f2",), ("f3", "f4")):
+        idx.add({n: ("k", entries[n]) for n in pair})
+    idx.remove(["f1"])
+    times = entries["f3"].times[50:120]
+    query = fp.Landmarks(entries["f3"].hashes[50:120], times - 40, int(times.max()) - 39)
+    before = idx.lookup(query, min_confidence=-np.inf)
+    idx.compact()
+    assert len(idx.segments) == 1 and sorted(idx.files()) == ["f0", "f2", "f3", "f4"]
+    assert idx.lookup(query, min_confidence=-np.inf) == before
+    assert before[0].name == "f3" and round(before[0].offset_s / idx.config.frame_s) == 40
+
+
+def test_common_hashes_are_skipped_across_segments(tmp_path):
+    common = fp.Landmarks(np.full(30, 7, np.uint32), np.arange(30), 40)
+    idx = fp.FingerprintIndex(tmp_path)
+    idx.add({"a": ("k", common)})
+    idx.add({"b": ("k", common)})  # 60 postings of hash 7 in all, 30 per segment
+    query = fp.Landmarks(np.full(5, 7, np.uint32), np.arange(5), 10)
+    assert {m.name for m in idx.lookup(query, min_confidence=-np.inf, max_postings=40)} == set()
+    assert {m.name for m in idx.lookup(query, min_confidence=-np.inf, max_postings=60)} == {"a", "b"}
