@@ -20,10 +20,16 @@ million cells instead of a 576-million-cell table.
 Command line::
 
     python -m experiments.sync A B --out DIR [--rate 20] [--feature chroma_cqt] [--multiscale]
+    python -m experiments.sync --pairs pairs.csv --out DIR
 
 where A and B are audio files (wav, flac, mp3, ...) or scores (MIDI, MusicXML)
 and DIR receives ``sync.csv`` (corresponding times in seconds), ``sync.png``
-(cost matrix and path) and ``summary.json``.
+(cost matrix and path) and ``summary.json``. MIDI keeps its note times (a
+performance stays a performance); ``--quantized-midi`` reads it as notation.
+``--pairs``: a CSV with columns ``a,b`` (paths absolute or relative to the
+CSV's folder); every pair is aligned in one process into ``DIR/<row>-<a>-<b>/``
+and listed in ``DIR/summary.csv``. A rerun skips the pairs already done, and a
+pair that fails is reported without stopping the others.
 """
 
 from __future__ import annotations
@@ -411,7 +417,7 @@ class SyncInputError(ValueError):
     """A problem with the user's input, reported in one line without a traceback."""
 
 
-def _features_of(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, str]:
+def _features_of(path: Path, sr: int, config: SyncConfig, quantized_midi: bool = False) -> tuple[np.ndarray, str]:
     """Chroma of a score's notes or of audio, ``(T, 12)`` at ``config.rate_hz``, and "score" or "audio".
 
     Raises:
@@ -421,7 +427,7 @@ def _features_of(path: Path, sr: int, config: SyncConfig) -> tuple[np.ndarray, s
 
     try:
         if _is_score(path):
-            piece = load_score(path)
+            piece = load_score(path, quantized_midi=quantized_midi)
             seconds = piece.end_q * 60.0 / piece.qpm
         else:
             audio = load_audio(path, sample_rate=sr)
@@ -499,7 +505,7 @@ def write_times_csv(path: Path, times: np.ndarray, names: tuple[str, str]) -> No
 
 
 def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample_rate: int = 22050,
-                      multiscale: bool | None = None, auto_cells: float = 16e6) -> dict:
+                      multiscale: bool | None = None, auto_cells: float = 16e6, quantized_midi: bool = False) -> dict:
     """Align two files (audio or score) and write ``sync.csv``, ``sync.png`` and ``summary.json`` to ``out``.
 
     ``multiscale=None`` chooses it above ``auto_cells`` cells. Returns the summary.
@@ -508,8 +514,8 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
       SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
     """
     _writable_folder(out)
-    x, kind_a = _features_of(a, sample_rate, config)
-    y, kind_b = _features_of(b, sample_rate, config)
+    x, kind_a = _features_of(a, sample_rate, config, quantized_midi)
+    y, kind_b = _features_of(b, sample_rate, config, quantized_midi)
     if multiscale is None:
         multiscale = len(x) * len(y) > auto_cells
     config = dataclasses.replace(config, multiscale=multiscale)
@@ -523,34 +529,114 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
     return summary
 
 
+PAIR_COLUMNS = ("row", "a", "b", "folder", "status", "seconds", "path_length")
+
+
+def read_pairs(pairs_csv: Path) -> list[tuple[Path, Path]]:
+    """The ``(a, b)`` rows of a pairs CSV, relative paths taken from the CSV's folder."""
+    import csv
+
+    if not pairs_csv.is_file():
+        raise SyncInputError(f"--pairs {pairs_csv} does not exist")
+    with open(pairs_csv, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"a", "b"} <= set(reader.fieldnames or ()):
+            raise SyncInputError(f"--pairs {pairs_csv} needs the columns a,b (found: {reader.fieldnames})")
+        rows = [(row["a"], row["b"]) for row in reader]
+    if not rows:
+        raise SyncInputError(f"--pairs {pairs_csv} lists no pair")
+    return [(pairs_csv.parent / a.strip(), pairs_csv.parent / b.strip()) for a, b in rows]
+
+
+def _pair_folder(out: Path, row: int, a: Path, b: Path) -> Path:
+    return out / f"{row:04d}-{a.stem}-{b.stem}"
+
+
+def synchronize_pairs(pairs_csv: Path, out: Path, config: SyncConfig, **options) -> list[dict]:
+    """Align every pair of ``pairs_csv`` in this process (see the module docstring); ``options`` go to
+    :func:`synchronize_files`. ``DIR/summary.csv`` is rewritten after each pair, so an interrupted run
+    leaves it complete up to there.
+
+    Returns:
+      One row per pair: ``PAIR_COLUMNS``; status ``ok``, ``done before`` or ``error: <message>``.
+    """
+    import csv
+
+    pairs = read_pairs(pairs_csv)
+    _writable_folder(out)
+    request = lambda a, b: json.loads(json.dumps([str(a), str(b), dataclasses.asdict(config), options]))  # noqa: E731
+    rows = []
+    for row, (a, b) in enumerate(tqdm(pairs, desc="pairs", unit="pair"), 1):
+        folder = _pair_folder(out, row, a, b)
+        entry = {"row": row, "a": str(a), "b": str(b), "folder": str(folder)}
+        done = folder / "summary.json"
+        previous = json.loads(done.read_text()) if done.is_file() and (folder / "sync.csv").is_file() else None
+        if previous and previous.get("request") == request(a, b):
+            rows.append({**entry, "status": "done before", "seconds": previous["seconds"],
+                         "path_length": previous["path_length"]})
+        else:
+            try:
+                summary = synchronize_files(a, b, folder, config, **options)
+                summary["request"] = request(a, b)
+                done.write_text(json.dumps(summary, indent=2))
+                rows.append({**entry, "status": "ok", "seconds": round(summary["seconds"], 3),
+                             "path_length": summary["path_length"]})
+            except SyncInputError as error:
+                rows.append({**entry, "status": f"error: {error}", "seconds": "", "path_length": ""})
+        with open(out / "summary.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=PAIR_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    """The command line; returns the exit status (2 for bad input, with one line on stderr; 1 when
+    some pairs of ``--pairs`` failed)."""
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("a", type=Path, help="audio file or score (MIDI/MusicXML)")
-    parser.add_argument("b", type=Path, help="audio file or score")
+    parser.add_argument("a", type=Path, nargs="?", help="audio file or score (MIDI/MusicXML)")
+    parser.add_argument("b", type=Path, nargs="?", help="audio file or score")
+    parser.add_argument("--pairs", type=Path, default=None,
+                        help="CSV with columns a,b: align every pair in one process (instead of A B)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--rate", type=positive_number(float), default=SyncConfig.rate_hz, help="feature rate in Hz")
     parser.add_argument("--feature", default=SyncConfig.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
     parser.add_argument("--sample-rate", type=positive_number(int), default=22050, help="audio is resampled to this rate")
+    parser.add_argument("--quantized-midi", action="store_true",
+                        help="read MIDI as notation (onsets moved to the beat grid) instead of at its note times")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--multiscale", action="store_true", help="memory-bounded multiscale DTW")
     mode.add_argument("--full", action="store_true", help="full-resolution DTW")
     parser.add_argument("--auto-cells", type=positive_number(float), default=16e6,
                         help="without --multiscale/--full, use multiscale above this many cells")
     args = parser.parse_args(argv)
-    multiscale = True if args.multiscale else False if args.full else None
+    two_files = args.a is not None and args.b is not None
+    if (args.pairs is None and not two_files) or (args.pairs is not None and args.a is not None):
+        parser.error("give two files A B, or --pairs CSV")
+    options = {"sample_rate": args.sample_rate, "multiscale": True if args.multiscale else False if args.full else None,
+               "auto_cells": args.auto_cells, "quantized_midi": args.quantized_midi}
+    config = SyncConfig(feature=args.feature, rate_hz=args.rate)
     try:
-        summary = synchronize_files(args.a, args.b, args.out, SyncConfig(feature=args.feature, rate_hz=args.rate),
-                                    sample_rate=args.sample_rate, multiscale=multiscale, auto_cells=args.auto_cells)
+        if args.pairs is not None:
+            rows = synchronize_pairs(args.pairs, args.out, config, **options)
+        else:
+            summary = synchronize_files(args.a, args.b, args.out, config, **options)
     except SyncInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.pairs is not None:
+        failed = [r for r in rows if r["status"].startswith("error")]
+        for r in failed:
+            print(f"pair {r['row']} ({r['a']}, {r['b']}) failed: {r['status'][len('error: '):]}", file=sys.stderr)
+        print(f"{len(rows) - len(failed)} of {len(rows)} pairs aligned; see {args.out / 'summary.csv'}")
+        return 1 if failed else 0
     print(f"wrote {args.out / 'sync.csv'} and {args.out / 'sync.png'} ({summary['path_length']} path points, "
           f"{summary['seconds']:.2f} s, {'multiscale' if summary['config']['multiscale'] else 'full'})")
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

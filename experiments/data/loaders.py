@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.data.score import ScoreLoadError, parse_score, piece_from_score
+from experiments.data.score import ScoreLoadError, parse_score, piece_from_midi, piece_from_score
 from experiments.data.types import Piece
 
 __all__ = [
@@ -212,8 +212,13 @@ def load_audio_folder(folder: str | Path, *, annotations_csv: str | Path | None 
     return items
 
 
-def load_score(path: str | Path, *, theme_measures: int = 4, default_qpm: float = 90.0) -> Piece:
+def load_score(path: str | Path, *, theme_measures: int = 4, default_qpm: float = 90.0,
+               quantized_midi: bool = False) -> Piece:
     """Read a MIDI / MusicXML / kern score into a :class:`Piece` (score time).
+
+    MIDI keeps its note times to the tick (a performance stays a performance,
+    :func:`~experiments.data.score.piece_from_midi`); ``quantized_midi=True``
+    reads it as notation instead (music21 quantizes onsets to the beat grid).
 
     Raises:
       ScoreLoadError: naming the file when it is missing or unparseable.
@@ -221,6 +226,10 @@ def load_score(path: str | Path, *, theme_measures: int = 4, default_qpm: float 
     path = Path(path)
     if not path.is_file():
         raise ScoreLoadError(f"score file not found: {path}")
+    if path.suffix.lower() in (".mid", ".midi") and not quantized_midi:
+        if path.stat().st_size == 0:
+            raise ScoreLoadError(f"score file is empty: {path}")
+        return piece_from_midi(path, piece_id=path.stem, theme_measures=theme_measures)
     score = parse_score(path)
     return piece_from_score(score, source=str(path), piece_id=path.stem,
                             theme_measures=theme_measures, default_qpm=default_qpm)

@@ -4,6 +4,11 @@ Score time is measured in quarter notes from the start of the first measure
 (music21 offsets). Repeats are *not* expanded: a version plays the score as
 written, once. Grace notes (zero duration) and unpitched notes are skipped;
 tied notes are merged into one note.
+
+MIDI files are read event by event (:func:`piece_from_midi`), not through
+music21's notation, which quantizes onsets and splits notes at bar lines: a
+performance keeps every note time to the tick. Tempo changes are folded into
+the note positions: score time is seconds at the file's first tempo.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from experiments.data.types import Piece, ScoreNote, Theme
 __all__ = [
     "ScoreLoadError",
     "parse_score",
+    "piece_from_midi",
     "piece_from_score",
     "piece_id_for",
     "resolve_corpus_paths",
@@ -237,3 +243,119 @@ def piece_from_score(score, *, source: str, piece_id: str | None = None, theme_m
         end_q=float(end_q),
         theme=_theme(notes, measures_q, float(end_q), principal, theme_measures),
     )
+
+
+_DEFAULT_US_PER_QUARTER = 500_000  # MIDI's default tempo: 120 quarters per minute
+_DRUM_CHANNEL = 10
+
+
+def _midi_events(path: Path):
+    """Per track: its name and absolute-tick events ``(tick, event)`` of music21's low-level reader."""
+    from music21 import midi
+
+    midi_file = midi.MidiFile()
+    try:
+        midi_file.open(str(path))
+        midi_file.read()
+    finally:
+        midi_file.close()
+    tracks = []
+    for track in midi_file.tracks:
+        tick, events, name = 0, [], ""
+        for event in track.events:
+            if isinstance(event, midi.DeltaTime):
+                tick += event.time
+            else:
+                events.append((tick, event))
+                if event.type == midi.MetaEvents.SEQUENCE_TRACK_NAME and not name:
+                    name = bytes(event.data).decode("latin-1").strip()
+        tracks.append((name, events))
+    return midi_file.ticksPerQuarterNote, tracks
+
+
+def _tick_to_seconds(tempo_changes: list[tuple[int, int]], ticks_per_quarter: int):
+    """``seconds(ticks)`` through the tempo map ``[(tick, microseconds per quarter), ...]``."""
+    changes = sorted(tempo_changes) or [(0, _DEFAULT_US_PER_QUARTER)]
+    if changes[0][0] > 0:
+        changes.insert(0, (0, _DEFAULT_US_PER_QUARTER))
+    ticks = np.array([t for t, _ in changes], np.float64)
+    rates = np.array([us for _, us in changes], np.float64) / 1e6 / ticks_per_quarter  # seconds per tick
+    starts = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * rates[:-1])])
+
+    def seconds(tick) -> np.ndarray:
+        tick = np.asarray(tick, np.float64)
+        k = np.searchsorted(ticks, tick, side="right") - 1
+        return starts[k] + (tick - ticks[k]) * rates[k]
+
+    return seconds, changes[0][1]
+
+
+def _bar_grid(signatures: list[tuple[int, int, int]], ticks_per_quarter: int, end_tick: int):
+    """Measure starts and beats in ticks from ``[(tick, numerator, denominator), ...]`` (4/4 if none)."""
+    signatures = sorted(signatures) or [(0, 4, 4)]
+    if signatures[0][0] > 0:
+        signatures.insert(0, (0, 4, 4))
+    measures, beats = [], []
+    for k, (tick, numerator, denominator) in enumerate(signatures):
+        stop = signatures[k + 1][0] if k + 1 < len(signatures) else max(end_tick, tick + 1)
+        beat = ticks_per_quarter * 4 / denominator
+        measures += list(np.arange(tick, stop, numerator * beat))
+        beats += list(np.arange(tick, stop, beat))
+    return np.asarray(measures), np.asarray(beats)
+
+
+def piece_from_midi(path: str | Path, *, piece_id: str | None = None, theme_measures: int = 4) -> Piece:
+    """A MIDI file as a :class:`Piece` with its notes at their exact times (see the module docstring).
+
+    One part per track with notes (drums on channel 10 skipped); a note lasts from its note-on to the
+    next note-off (or note-on with velocity 0) of its channel and pitch.
+
+    Raises:
+      ScoreLoadError: the file cannot be read or holds no pitched note.
+    """
+    from music21 import midi
+
+    path = Path(path)
+    try:
+        ticks_per_quarter, tracks = _midi_events(path)
+    except Exception as exc:  # music21 raises many unrelated types for damaged files
+        raise ScoreLoadError(f"cannot parse score {path}: {type(exc).__name__}: {exc}") from exc
+    tempo, signatures, raw, names = [], [], [], []
+    for name, events in tracks:
+        sounding: dict[tuple[int, int], list[int]] = {}
+        part = []
+        for tick, event in events:
+            if event.type == midi.MetaEvents.SET_TEMPO:
+                tempo.append((tick, int.from_bytes(bytes(event.data), "big")))
+            elif event.type == midi.MetaEvents.TIME_SIGNATURE:
+                data = bytes(event.data)
+                signatures.append((tick, data[0], 2 ** data[1]))
+            elif event.type in (midi.ChannelVoiceMessages.NOTE_ON, midi.ChannelVoiceMessages.NOTE_OFF):
+                if event.channel == _DRUM_CHANNEL:
+                    continue
+                key = (event.channel, event.pitch)
+                if event.type == midi.ChannelVoiceMessages.NOTE_ON and event.velocity > 0:
+                    sounding.setdefault(key, []).append(tick)
+                elif sounding.get(key):
+                    onset = sounding[key].pop(0)
+                    if tick > onset:
+                        part.append((onset, tick, event.pitch))
+        if part:
+            raw.append(part)
+            names.append(name or f"track {len(names)}")
+    if not raw:
+        raise ScoreLoadError(f"score has no pitched notes: {path}")
+    seconds, first_us = _tick_to_seconds(tempo, ticks_per_quarter)
+    qpm = 60e6 / first_us
+    to_q = lambda ticks: seconds(ticks) * qpm / 60.0  # noqa: E731  (seconds at the first tempo, in quarters)
+    notes = sorted((ScoreNote(float(to_q(on)), float(to_q(off)), int(pitch), i)
+                    for i, part in enumerate(raw) for on, off, pitch in part),
+                   key=lambda n: (n.onset_q, n.part, n.pitch))
+    end_tick = max(off for part in raw for _, off, _ in part)
+    measures, beats = _bar_grid(signatures, ticks_per_quarter, end_tick)
+    measures_q, beats_q, end_q = to_q(measures), to_q(beats), float(to_q(end_tick))
+    principal = _principal_part(names, notes)
+    return Piece(piece_id=piece_id or piece_id_for(path.name), source=str(path), title=path.stem, composer="",
+                 part_names=tuple(names), qpm=float(qpm), notes=tuple(notes), beats_q=beats_q,
+                 measures_q=measures_q, end_q=end_q,
+                 theme=_theme(notes, measures_q, end_q, principal, theme_measures))

@@ -145,3 +145,61 @@ def test_scores_are_parsed_without_music21_pickles(score_folder, tmp_path):
         assert marker.exists()  # ... so the plant was where music21 looks
     finally:
         cache_path.unlink(missing_ok=True)
+
+
+def performance_midi(path: Path, onsets_s: np.ndarray, qpm: float, tempo_changes=()) -> Path:
+    """A MIDI file of one note per onset (0.3 s long, pitches cycling over an octave), written by music21."""
+    import music21
+
+    stream = music21.stream.Stream()
+    stream.insert(0, music21.tempo.MetronomeMark(number=qpm))
+    for offset_q, number in tempo_changes:
+        stream.insert(offset_q, music21.tempo.MetronomeMark(number=number))
+    for i, onset in enumerate(onsets_s):
+        note = music21.note.Note(60 + i % 12)
+        note.quarterLength = 0.3 * qpm / 60
+        stream.insert(float(onset * qpm / 60), note)
+    stream.write("midi", fp=str(path))
+    return path
+
+
+def test_a_performance_midi_keeps_its_note_times_to_the_millisecond(tmp_path):
+    from experiments.sync import score_events
+
+    onsets = np.cumsum(np.random.default_rng(0).uniform(0.05, 0.4, 40))  # off any grid, across bar lines
+    path = performance_midi(tmp_path / "performance.mid", onsets, qpm=100)
+    times = np.array([event.onset_s for event in score_events(loaders.load_score(path))])
+    assert len(times) == len(onsets)
+    np.testing.assert_allclose(times, onsets, atol=1e-3)
+    quantized = loaders.load_score(path, quantized_midi=True)  # read as notation: moved to the grid
+    moved = np.array([event.onset_s for event in score_events(quantized)])
+    assert len(moved) != len(onsets) or np.abs(moved - onsets).max() > 0.01
+
+
+def test_midi_tempo_changes_are_followed(tmp_path):
+    from experiments.sync import score_events
+
+    quarters = np.arange(0.0, 16.0, 2.0)
+    path = performance_midi(tmp_path / "tempo.mid", quarters * 0.6, qpm=100, tempo_changes=[(8.0, 50)])
+    expected = np.where(quarters < 8, quarters * 0.6, 4.8 + (quarters - 8) * 1.2)  # 100 then 50 per minute
+    piece = loaders.load_score(path)
+    np.testing.assert_allclose([event.onset_s for event in score_events(piece)], expected, atol=1e-3)
+    assert piece.qpm == pytest.approx(100.0)
+
+
+def test_a_score_midi_reads_as_its_notation(tmp_path):
+    import music21
+
+    music21.corpus.parse("bach/bwv66.6").write("midi", fp=str(tmp_path / "chorale.mid"))
+    exact = loaders.load_score(tmp_path / "chorale.mid")
+    notation = loaders.load_score(tmp_path / "chorale.mid", quantized_midi=True)
+    assert [(n.onset_q, n.offset_q, n.pitch) for n in exact.notes] == \
+        [(n.onset_q, n.offset_q, n.pitch) for n in notation.notes]
+    np.testing.assert_allclose(exact.measures_q, notation.measures_q)
+    assert exact.qpm == notation.qpm and len(exact.part_names) == 4
+
+
+def test_a_damaged_midi_is_one_clear_error(tmp_path):
+    (tmp_path / "bad.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    with pytest.raises(loaders.ScoreLoadError, match="cannot parse score .*bad.mid"):
+        loaders.load_score(tmp_path / "bad.mid")

@@ -71,7 +71,7 @@ def test_own_cache_folder(music_folder, tmp_path):
 
 @pytest.mark.parametrize("case, expected", [
     ("corrupt midi", "cannot use the query: cannot parse score"),
-    ("note-less midi", "cannot use the query: score has no parts"),
+    ("note-less midi", "cannot use the query: score has no pitched notes"),
     ("--top 0", "--top: must be > 0"),
     ("database is a file", "is a file; give the folder"),
 ])

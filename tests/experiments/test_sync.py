@@ -1,6 +1,7 @@
 import csv
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,51 @@ class TestCommandLine:
         assert sync.main([str(good_wav), str(odd), "--out", str(tmp_path / "out"), "--rate", "10"]) == 0
         rows = list(csv.reader((tmp_path / "out" / "sync.csv").open()))
         assert rows[0] == ["time_good_s", "time_take 2, live_s"] and len(rows[1]) == 2
+
+
+class TestPairs:
+    @pytest.fixture
+    def folder(self, tiny_corpus, tmp_path):
+        """Three recordings and a pairs CSV with two good pairs and one of a missing file."""
+        versions = tiny_corpus.versions_of("bach-bwv66.6")[:2] + tiny_corpus.versions_of("bach-bwv1.6")[:1]
+        for name, version in zip("xyz", versions):
+            soundfile.write(tmp_path / f"{name}.wav", version.load_audio(), SR)
+        (tmp_path / "pairs.csv").write_text("a,b\nx.wav,y.wav\nx.wav,missing.wav\ny.wav,z.wav\n")
+        return tmp_path
+
+    def test_every_pair_in_one_process(self, folder, capsys):
+        out = folder / "out"
+        assert sync.main(["--pairs", str(folder / "pairs.csv"), "--out", str(out), "--rate", "10"]) == 1
+        rows = list(csv.DictReader((out / "summary.csv").open()))
+        assert [r["status"] for r in rows] == ["ok", rows[1]["status"], "ok"]
+        assert rows[1]["status"].startswith("error: audio file not found")
+        for row in (rows[0], rows[2]):  # each pair has the files of the single-pair form
+            assert {"sync.csv", "sync.png", "summary.json"} <= {p.name for p in Path(row["folder"]).iterdir()}
+        err = capsys.readouterr().err
+        assert "pair 2" in err and "missing.wav" in err
+        single = folder / "single"
+        assert sync.main([str(folder / "x.wav"), str(folder / "y.wav"), "--out", str(single), "--rate", "10"]) == 0
+        assert (single / "sync.csv").read_text() == (out / "0001-x-y" / "sync.csv").read_text()
+
+    def test_a_rerun_skips_the_pairs_already_done(self, folder, monkeypatch):
+        args = ["--pairs", str(folder / "pairs.csv"), "--out", str(folder / "out"), "--rate", "10"]
+        sync.main(args)
+        monkeypatch.setattr(sync, "align", lambda *a, **k: pytest.fail("aligned a pair done before"))
+        assert sync.main(args) == 1  # the missing file still fails, without stopping the others
+        rows = list(csv.DictReader((folder / "out" / "summary.csv").open()))
+        assert [r["status"] for r in rows][::2] == ["done before", "done before"]
+        with pytest.raises(pytest.fail.Exception):  # other options: computed again
+            sync.main([*args[:-1], "20"])
+
+    @pytest.mark.parametrize("content, expected", [("x,y\na.wav,b.wav\n", "needs the columns a,b"),
+                                                   ("a,b\n", "lists no pair")])
+    def test_bad_pairs_file_is_one_line(self, folder, content, expected, capsys):
+        (folder / "bad.csv").write_text(content)
+        assert sync.main(["--pairs", str(folder / "bad.csv"), "--out", str(folder / "o")]) == 2
+        assert expected in capsys.readouterr().err
+
+    def test_two_files_or_pairs_not_both(self, folder):
+        with pytest.raises(SystemExit):
+            sync.main(["--pairs", str(folder / "pairs.csv"), str(folder / "x.wav"), "--out", str(folder / "o")])
+        with pytest.raises(SystemExit):
+            sync.main([str(folder / "x.wav"), "--out", str(folder / "o")])
