@@ -1,6 +1,6 @@
 """Landmark fingerprint index at growing sizes, up to 1,000 hours: size on disk, query time, identification.
 
-    python benchmarks/fingerprint_scale.py                    # 10, 100, 1000 hours (11 min on 2 cores, 3.8 GB disk)
+    python benchmarks/fingerprint_scale.py                    # 10, 100, 1000 hours (10 min on 2 cores, 3.8 GB disk)
     python benchmarks/fingerprint_scale.py --hours 2 10       # quick check (a minute)
     python benchmarks/fingerprint_scale.py --dir /scratch     # where the index is written (default: a temporary folder)
 

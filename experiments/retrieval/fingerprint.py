@@ -409,19 +409,20 @@ class FingerprintIndex:
         return [m for m in ranked if m.confidence >= min_confidence][:top]
 
     def lookup(self, query: Landmarks, *, min_confidence: float = 0.0, n_tests_factor: int = 1,
-               max_postings: int = 20_000) -> list[Match]:
+               max_postings: int = 2_000_000) -> list[Match]:
         """Best offset and its confidence for every recording with hits and ``confidence >
         min_confidence`` (0: more hits than chance gives; ``-inf``: all), most confident first.
 
-        ``max_postings``: hashes stored more often than this in the whole index carry little
-        information and cost the most; they are skipped.
+        ``max_postings``: a budget of stored entries to read. The query's hashes are taken rarest
+        first until it is spent: common hashes cost the most and tell the least, and the budget
+        keeps a query's time bounded however large the index grows.
         """
         if len(query.hashes) == 0 or not self.segments:
             return []
         width = 2 * self.config.offset_tolerance + 1
         n_tests = n_tests_factor * sum(int((s.frames[s.live] + query.n_frames).sum()) for s in self.segments)
         spans = [self._postings(segment, query.hashes) for segment in self.segments]
-        common = sum(n for _, n in spans) > max_postings
+        common = _over_budget(sum(n for _, n in spans), max_postings)
         matches = []
         for segment, (first, n) in zip(self.segments, spans):
             slot, offset, count, total = self._best_offsets(segment, query, first, np.where(common, 0, n))
@@ -466,6 +467,14 @@ class FingerprintIndex:
         order = np.lexsort((-windowed, key_slot))  # per slot, the largest windowed count first
         best = order[np.r_[True, key_slot[order][1:] != key_slot[order][:-1]]]
         return key_slot[best], keys[best] % (2**32) - shift, windowed[best], total[key_slot[best]]
+
+
+def _over_budget(postings: np.ndarray, budget: int) -> np.ndarray:
+    """Mask of the hashes left out when they are read rarest first until ``budget`` entries are read."""
+    order = np.argsort(postings, kind="stable")
+    left_out = np.empty(len(postings), bool)
+    left_out[order] = np.cumsum(postings[order]) > budget
+    return left_out
 
 
 def _log10_chance(count, mean) -> np.ndarray:

@@ -222,11 +222,15 @@ def test_compaction_changes_no_answer(tmp_path):
     assert before[0].name == "f3" and round(before[0].offset_s / idx.config.frame_s) == 40
 
 
-def test_common_hashes_are_skipped_across_segments(tmp_path):
+def test_the_rarest_hashes_are_read_within_the_budget(tmp_path):
     common = fp.Landmarks(np.full(30, 7, np.uint32), np.arange(30), 40)
+    rare = fp.Landmarks(np.array([1, 2], np.uint32), np.array([3, 9]), 40)
     idx = fp.FingerprintIndex(tmp_path)
     idx.add({"a": ("k", common)})
-    idx.add({"b": ("k", common)})  # 60 postings of hash 7 in all, 30 per segment
-    query = fp.Landmarks(np.full(5, 7, np.uint32), np.arange(5), 10)
-    assert {m.name for m in idx.lookup(query, min_confidence=-np.inf, max_postings=40)} == set()
-    assert {m.name for m in idx.lookup(query, min_confidence=-np.inf, max_postings=60)} == {"a", "b"}
+    idx.add({"b": ("k", common), "c": ("k", rare)})  # hash 7: 60 entries over two segments; hashes 1, 2: one each
+    query = fp.Landmarks(np.array([7, 1, 2], np.uint32), np.array([0, 3, 9]), 10)
+    found = lambda budget: {m.name for m in idx.lookup(query, min_confidence=-np.inf, max_postings=budget)}  # noqa: E731
+    assert found(62) == {"a", "b", "c"}
+    assert found(61) == {"c"}  # hash 7 no longer fits after the two rare ones
+    assert found(1) == {"c"} and found(0) == set()
+    np.testing.assert_array_equal(fp._over_budget(np.array([5, 1, 3]), 4), [True, False, False])
