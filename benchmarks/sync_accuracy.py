@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=20.0)
     parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
     with recorded_output(args.record):
         small = corpus_table(args.cache, args.full_subset)
