@@ -163,6 +163,7 @@ class MatchingEvaluation:
         best match overlaps the ground-truth position of the query's passage.
       example_query: id of the first query; ``example_hits`` its ranked hits and
         ``example_curves`` its matching curves (for the report's figure).
+      p_at_1_ci, map_ci: 95% bootstrap intervals over the queries; queries, items: their counts.
     """
 
     p_at_1: float
@@ -172,6 +173,10 @@ class MatchingEvaluation:
     example_query: str
     example_hits: list
     example_curves: dict
+    p_at_1_ci: tuple[float, float] = (float("nan"), float("nan"))
+    map_ci: tuple[float, float] = (float("nan"), float("nan"))
+    queries: int = 0
+    items: int = 0
 
 
 def evaluate_audio_matching(corpus, cens_10hz: Mapping[str, np.ndarray], *, query_seconds: float = 20.0,
@@ -215,4 +220,5 @@ def evaluate_audio_matching(corpus, cens_10hz: Mapping[str, np.ndarray], *, quer
     summary = metrics.retrieval_summary(finite, relevant, ks=(1,))
     return MatchingEvaluation(summary["p@1"], summary["map"],
                               float(np.mean(on_position)) if on_position else float("nan"),
-                              query_seconds, *example)
+                              query_seconds, *example, summary["p@1_ci95"], summary["map_ci95"],
+                              summary["queries"], summary["items"])

@@ -18,6 +18,7 @@ ranked list gives every metric at once:
 The jitted kernel sees ``chunk_size`` queries at a time (the last chunk is
 padded, so it compiles once), so memory is ``O(chunk_size * I)`` whatever Q is.
 Queries without any relevant item get NaN and are left out of the means.
+:func:`bootstrap_interval` gives the uncertainty of a mean over queries.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "average_precision",
+    "bootstrap_interval",
     "per_query_metrics",
     "precision_at_k",
     "recall_at_k",
@@ -103,12 +105,30 @@ def _metric_names(ks):
     return ["ap"] + [f"{m}{k}" for k in ks for m in ("p@", "top", "recall@")]
 
 
-def retrieval_summary(scores, relevant, *, ks: Sequence[int] = (1, 10), chunk_size: int = 256) -> dict[str, float]:
-    """Means over queries: ``{"map", "p@k", "top{k}", "recall@k", "queries"}``."""
+def retrieval_summary(scores, relevant, *, ks: Sequence[int] = (1, 10), chunk_size: int = 256) -> dict:
+    """Means over queries ``{"map", "p@k", "top{k}", "recall@k"}``, their 95% bootstrap intervals
+    (``"<name>_ci95"``: (low, high)), and the counts ``"queries"`` (with a relevant item) and ``"items"``."""
     per_query = per_query_metrics(scores, relevant, ks=ks, chunk_size=chunk_size)
-    summary = {("map" if name == "ap" else name): _nanmean(v) for name, v in per_query.items()}
+    summary = {}
+    for name, values in per_query.items():
+        name = "map" if name == "ap" else name
+        summary[name], summary[f"{name}_ci95"] = _nanmean(values), bootstrap_interval(values)
     summary["queries"] = int(np.sum(~np.isnan(per_query["ap"])))
+    summary["items"] = int(np.shape(scores)[1])
     return summary
+
+
+def bootstrap_interval(per_query, *, level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``per_query`` ``(Q,)`` values (NaN left out):
+    the queries are resampled with replacement ``resamples`` times (Efron & Tibshirani 1993)."""
+    values = np.asarray(per_query, np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).integers(0, values.size, (resamples, values.size))
+    low, high = np.quantile(values[draws].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def _nanmean(values: np.ndarray) -> float:

@@ -40,22 +40,28 @@ def _fmt(x: float) -> str:
     return "n/a" if x != x else f"{x:.3f}"
 
 
+def _interval(bounds: tuple[float, float]) -> str:
+    return "" if bounds[0] != bounds[0] else f"[{bounds[0]:.2f}, {bounds[1]:.2f}]"
+
+
 def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaExtractor] | None = None,
                   training_note: str = "") -> list[str]:
     """Theme retrieval table: standard and enhanced chroma at 10 Hz, and learned chroma
     (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`)."""
     rate_hz = 10.0
     extractors = {"standard": theme.standard_chroma, "enhanced": theme.enhanced_chroma, **(learned or {})}
-    rows = ["| chroma variant | Top-1 | Top-10 | MAP | match on theme | seed Top-1 | seed Top-10 |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| chroma variant | queries / recordings | Top-1 [95% CI] | Top-10 | MAP [95% CI] | match on theme "
+            "| seed Top-1 | seed Top-10 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in {**SEED_THEME, **extractors}:
         seed = SEED_THEME.get(name)
         if name in extractors:
             database = theme.chroma_database(corpus.versions, extractors[name], progress=True)
             r = theme.evaluate_theme_retrieval(corpus, database, rate_hz, progress=True)
-            ours = f"{_fmt(r.top1)} | {_fmt(r.top10)} | {_fmt(r.map)} | {_fmt(r.position_accuracy)}"
+            ours = (f"{r.queries} / {r.items} | {_fmt(r.top1)} {_interval(r.top1_ci)} | {_fmt(r.top10)} "
+                    f"| {_fmt(r.map)} {_interval(r.map_ci)} | {_fmt(r.position_accuracy)}")
         else:
-            ours = "– | – | – | –"
+            ours = "– | – | – | – | –"
         seed_cells = "– | –" if seed is None else f"{seed[0]:.3f} | {seed[1]:.3f}"
         rows.append(f"| {name} | {ours} | {seed_cells} |")
     return [
@@ -64,8 +70,9 @@ def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaE
         f"{len(corpus.pieces)} symbolic themes (first {corpus.config.theme_measures} measures of the principal voice)",
         f"vs {len(corpus.versions)} recordings; subsequence DTW on chroma at {rate_hz:g} Hz, cosine cost,",
         f"12 cyclic shifts and tempo scalings {theme.THEME_TEMPO_SCALES} of the query. Top-k: a recording",
-        "of the query's piece within the first k (with few recordings, Top-10 is nearly free). *Match on",
-        "theme*: fraction of (query, recording of its piece) pairs whose best match overlaps the theme.",
+        "of the query's piece within the first k (n/a where k reaches the number of other recordings: it",
+        "could not fail); intervals: 95% bootstrap over the queries. *Match on theme*: fraction of",
+        "(query, recording of its piece) pairs whose best match overlaps the theme.",
         training_note or "DNN rows: plug a trained network's chroma into `theme.chroma_database(versions, chroma_fn)`.",
         "",
         *rows,
@@ -96,13 +103,15 @@ def audio_matching_section(out: pathlib.Path, corpus) -> list[str]:
     cens = corpus_features(corpus, CENS_10HZ)
     shortest = min(v.duration_s for v in corpus.versions)
     query_seconds = float(min(20.0, np.floor(shortest / 2)))
-    rows = ["| method | P@1 | MAP | best match at the right position |", "|---|---:|---:|---:|"]
+    rows = ["| method | queries / recordings | P@1 [95% CI] | MAP [95% CI] | best match at the right position |",
+            "|---|---:|---:|---:|---:|"]
     evaluations = {}
     for method in ("diagonal", "dtw"):
         start = time.perf_counter()
         evaluations[method] = e = matching.evaluate_audio_matching(corpus, cens, query_seconds=query_seconds,
                                                                    method=method)
-        rows.append(f"| {method} ({time.perf_counter() - start:.1f} s) | {_fmt(e.p_at_1)} | {_fmt(e.map)} "
+        rows.append(f"| {method} ({time.perf_counter() - start:.1f} s) | {e.queries} / {e.items} "
+                    f"| {_fmt(e.p_at_1)} {_interval(e.p_at_1_ci)} | {_fmt(e.map)} {_interval(e.map_ci)} "
                     f"| {_fmt(e.position_accuracy)} |")
     example = evaluations["diagonal"]
     _matching_figure(example, out / "matching_curve.png")
@@ -142,8 +151,9 @@ def shingle_section(out: pathlib.Path, corpus, *, length: int = 20) -> list[str]
     database = shingles.build_shingle_database(cens, 10.0, rate_hz=rate_hz, length=length)
     queries, owners, relevant = shingles.corpus_shingle_queries(corpus, cens, 10.0, rate_hz=rate_hz,
                                                                 length=length, query_hop_s=length / rate_hz / 2)
-    rows = ["| shingles | dim | index | P@1 | MAP | query (ms) | seed P@1 | seed MAP | seed query (ms) |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| shingles | dim | index | queries / recordings | P@1 [95% CI] | MAP [95% CI] | query (ms) | seed P@1 "
+            "| seed MAP | seed query (ms) |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     by_dim = {}
     for dim in (240, 30, 12, 6):
         embed = None if dim == 240 else shingles.pca_embedding(database.vectors, dim)
@@ -152,7 +162,8 @@ def shingle_section(out: pathlib.Path, corpus, *, length: int = 20) -> list[str]
             by_dim.setdefault(dim, r)
             seed = SEED_SHINGLES[dim]
             seed_ms = SEED_QUERY_MS.get((label, dim))
-            rows.append(f"| {'raw' if dim == 240 else 'PCA'} | {dim} | {label} | {_fmt(r['p@1'])} | {_fmt(r['map'])} "
+            rows.append(f"| {'raw' if dim == 240 else 'PCA'} | {dim} | {label} | {r['queries']} / {r['items']} "
+                        f"| {_fmt(r['p@1'])} {_interval(r['p@1_ci95'])} | {_fmt(r['map'])} {_interval(r['map_ci95'])} "
                         f"| {r['query_ms']:.2f} | {seed[0]:.3f} | {seed[1]:.3f} | "
                         f"{'' if seed_ms is None else f'{seed_ms:g}'} |")
     fig, ax = plt.subplots(figsize=(5, 3.2), constrained_layout=True)

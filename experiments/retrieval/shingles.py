@@ -165,8 +165,9 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
     mask = np.asarray(relevant, bool).copy()
     mask[np.arange(len(queries)), np.asarray(query_items)] = False
     summary = metrics.retrieval_summary(finite, mask, ks=(1,))
-    return {"p@1": summary["p@1"], "map": summary["map"], "query_ms": query_ms, "build_s": build_s,
-            "dim": vectors.shape[1], "shingles": len(vectors), "queries": summary["queries"], "scores": finite}
+    return {"p@1": summary["p@1"], "map": summary["map"], "p@1_ci95": summary["p@1_ci95"],
+            "map_ci95": summary["map_ci95"], "query_ms": query_ms, "build_s": build_s, "dim": vectors.shape[1],
+            "shingles": len(vectors), "queries": summary["queries"], "items": n_items, "scores": finite}
 
 
 def corpus_shingle_queries(corpus, cens: Mapping[str, np.ndarray], source_rate_hz: float, *,

@@ -179,8 +179,11 @@ class ThemeRetrievalResult:
     """Outcome of theme retrieval over a corpus.
 
     Attributes:
-      top1, top10: Top-k accuracy (a version of the query's piece within the first k).
+      top1, top10: Top-k accuracy (a version of the query's piece within the first k); Top-10
+        is NaN where 10 reaches the number of non-relevant recordings (it could not fail).
       map: mean average precision (relevant = every version of the query's piece).
+      top1_ci, map_ci: 95% bootstrap intervals over the queries.
+      queries, items: number of theme queries and of recordings searched.
       position_accuracy: over (query, version of its piece) pairs, the fraction
         whose best match overlaps the ground-truth theme location.
       distances: ``(Q, V)`` distance of each query to each version.
@@ -194,6 +197,16 @@ class ThemeRetrievalResult:
     distances: np.ndarray
     query_ids: tuple[str, ...]
     version_ids: tuple[str, ...]
+    top1_ci: tuple[float, float] = (float("nan"), float("nan"))
+    map_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def queries(self) -> int:
+        return len(self.query_ids)
+
+    @property
+    def items(self) -> int:
+        return len(self.version_ids)
 
 
 def _overlaps(a0, a1, b0, b1) -> bool:
@@ -219,7 +232,10 @@ def evaluate_theme_retrieval(corpus, database: Mapping[str, np.ndarray], rate_hz
                 on_theme.append(_overlaps(start[v] / rate_hz, (end[v] + 1) / rate_hz,
                                           version.theme_start_s, version.theme_end_s))
     relevant = np.array([[v.piece_id == p.piece_id for v in versions] for p in pieces])
-    summary = metrics.retrieval_summary(-distances, relevant, ks=(1, 10))
-    return ThemeRetrievalResult(summary["top1"], summary["top10"], summary["map"],
-                                float(np.mean(on_theme)) if on_theme else float("nan"), distances,
-                                tuple(p.piece_id for p in pieces), tuple(v.version_id for v in versions))
+    per_query = metrics.per_query_metrics(-distances, relevant, ks=(1, 10))
+    can_fail = 10 < (~relevant).sum(axis=1).min()  # else a relevant item is always within the first 10
+    return ThemeRetrievalResult(
+        float(np.nanmean(per_query["top1"])), float(np.nanmean(per_query["top10"])) if can_fail else float("nan"),
+        float(np.nanmean(per_query["ap"])), float(np.mean(on_theme)) if on_theme else float("nan"), distances,
+        tuple(p.piece_id for p in pieces), tuple(v.version_id for v in versions),
+        metrics.bootstrap_interval(per_query["top1"]), metrics.bootstrap_interval(per_query["ap"]))

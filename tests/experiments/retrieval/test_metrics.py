@@ -69,3 +69,17 @@ def test_precision_at_k_matches_a_loop():
         top = np.argsort(-scores, axis=1)[:, :k]
         expected = np.take_along_axis(relevant, top, axis=1).mean(axis=1)
         np.testing.assert_allclose(metrics.precision_at_k(scores, relevant, k), expected, rtol=1e-6)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_queries():
+    from experiments.retrieval.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    few, many = rng.random(10) < 0.7, rng.random(1000) < 0.7
+    low, high = bootstrap_interval(few)
+    assert low <= few.mean() <= high and 0 <= low < high <= 1
+    low_many, high_many = bootstrap_interval(many)
+    assert high_many - low_many < (high - low) / 3  # about 1/sqrt(100) as wide
+    assert bootstrap_interval(np.ones(5)) == (1.0, 1.0)
+    assert np.isnan(bootstrap_interval([np.nan, np.nan])[0])
+    assert bootstrap_interval([0.0, 1.0, np.nan, 1.0]) == bootstrap_interval([0.0, 1.0, 1.0])

@@ -28,6 +28,9 @@ def test_symbolic_themes_rank_their_own_piece_first(tiny_corpus, enhanced_db):
     assert result.distances.shape == (len(tiny_corpus.pieces), len(tiny_corpus.versions))
     assert result.top1 == 1.0
     assert result.position_accuracy >= 0.5
+    assert (result.queries, result.items) == (2, 4)
+    assert np.isnan(result.top10)  # 2 other recordings: a Top-10 could not fail
+    assert result.top1_ci == (1.0, 1.0) and result.map_ci[0] <= result.map <= result.map_ci[1]
 
 
 def test_theme_query_lasts_as_long_as_the_theme(tiny_corpus):
