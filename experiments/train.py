@@ -32,8 +32,10 @@ from omegaconf import OmegaConf
 
 import models
 from experiments.training import parallel
+from experiments.training.checkpoints import CheckpointMismatchError
 from experiments.training.checkpoints import Checkpoints
 from experiments.training.datasets import ArrayDataset
+from experiments.training.datasets import data_key
 from experiments.training.datasets import synthetic_datasets
 from experiments.training.loggers import FileLogger
 from experiments.training.loop import LoopConfig
@@ -151,7 +153,8 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     train_set, val_set = build_datasets(cfg)
     log.info("%s: %s, %d parameters, %d train / %d val examples, %d device(s)", cfg.task_name,
              cfg.model.name, models.count_params(model), len(train_set), len(val_set), mesh.size)
-    checkpoints = Checkpoints(cfg.paths.checkpoint_dir, model_config(cfg), save_every=cfg.trainer.save_every,
+    checkpoints = Checkpoints(cfg.paths.checkpoint_dir, model_config(cfg), data_key=data_key(cfg.data),
+                              save_every=cfg.trainer.save_every,
                               keep_latest=cfg.trainer.keep_latest, keep_best=cfg.trainer.keep_best)
     loggers: list = []
     try:
@@ -194,7 +197,7 @@ def main(cfg: DictConfig) -> float | None:
         metrics, _ = train(cfg)
     except Exception as error:
         if not _in_sweep():
-            if isinstance(error, (ConfigError, RunLockedError)):
+            if isinstance(error, (ConfigError, RunLockedError, CheckpointMismatchError)):
                 print(f"error: {error}", file=sys.stderr)
                 raise SystemExit(2) from None
             raise

@@ -25,6 +25,7 @@ import numpy as np
 from experiments import features
 from experiments.retrieval.tempo import scale_tempo
 from experiments.retrieval.theme import ChromaExtractor
+from experiments.training.datasets import data_key
 
 VARIANTS = {  # table row -> training experiment (conf/experiment/)
     "DNN (CTC)": "ctc_chroma",
@@ -49,16 +50,6 @@ def train_config(experiment: str, data: str, steps: int, output_dir: Path, overr
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
-
-
-def data_key(data_cfg) -> str:
-    """``<name>-<hash>`` of a resolved data config (its cache folder aside): the run folder of its networks."""
-    from omegaconf import OmegaConf
-
-    values = OmegaConf.to_container(data_cfg, resolve=True)
-    values.pop("cache_dir", None)
-    digest = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{values['name']}-{digest}"
 
 
 def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> ChromaExtractor:

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint was written by a different model config than the one being restored."""
+    """A checkpoint was written for another model config, or trained on other data, than the run restoring it."""
 
 
 class NonFiniteStateError(FloatingPointError):
@@ -113,15 +113,19 @@ class Checkpoints:
       directory: the run's checkpoint folder.
       model_config: plain dict of the model config; stored with every save
         and compared on restore.
+      data_key: identity of the data the run trains on (`datasets.data_key`); stored with every
+        save, and a checkpoint of other data is refused on restore (None: not checked, as when a
+        trained network is evaluated on other data).
       save_every: save the latest state every this many steps.
       keep_latest: latest states kept.
       keep_best: best states kept (by `score`, higher is better).
     """
 
     def __init__(self, directory: str | Path, model_config: dict, *, save_every: int,
-                 keep_latest: int = 2, keep_best: int = 2):
+                 keep_latest: int = 2, keep_best: int = 2, data_key: str | None = None):
         self.directory = Path(directory).absolute()
         self.model_config = model_config
+        self.data_key = data_key
         self.save_every = save_every
         self.latest = ocp.CheckpointManager(
             self.directory / "latest", item_handlers=_item_handlers(),
@@ -147,7 +151,8 @@ class Checkpoints:
                 f"{', ...' if len(bad) > 3 else ''}); not saved, stopping. Last good checkpoint: "
                 f"{last if last is not None else 'none (no checkpoint saved yet)'}."
             )
-        meta = {"step": step, "model_config": self.model_config, "checksum": state_checksum(state), **(extra or {})}
+        meta = {"step": step, "model_config": self.model_config, "checksum": state_checksum(state),
+                **({} if self.data_key is None else {"data_key": self.data_key}), **(extra or {})}
         return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
 
     def save_latest(self, step: int, state: dict, *, force: bool = False) -> bool:
@@ -226,6 +231,12 @@ class Checkpoints:
                 f"The checkpoint {Path(manager.directory) / str(step)} was written for another model "
                 f"config ({'; '.join(differences)}). Refusing to restore it: run with the model config it "
                 f"was trained with, or choose a new output folder (or delete this one) to start afresh."
+            )
+        if self.data_key is not None and meta.get("data_key", self.data_key) != self.data_key:
+            raise CheckpointMismatchError(
+                f"The checkpoint {Path(manager.directory) / str(step)} was trained on other data "
+                f"({meta['data_key']}, now {self.data_key}). Refusing to resume it: run with the data config "
+                f"it was trained on, or choose a new output folder (or delete this one) to start afresh."
             )
         state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
         if bad := nonfinite_paths(state):

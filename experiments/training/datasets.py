@@ -10,11 +10,24 @@ would have drawn.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any, Mapping
 
 import numpy as np
 
 from experiments.training import synthetic
+
+
+def data_key(data_cfg) -> str:
+    """``<name>-<hash>`` of a resolved data config (its cache folder aside): names the run folders of
+    the report's networks, and is stored in every checkpoint so that one trained on other data is refused."""
+    from omegaconf import DictConfig, OmegaConf
+
+    values = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg)
+    values.pop("cache_dir", None)
+    digest = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{values.get('name', 'data')}-{digest}"
 
 
 @dataclasses.dataclass

@@ -114,6 +114,12 @@ class TestResume:
         with pytest.raises(CheckpointMismatchError, match="another model config.*hidden"):
             train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", "model.hidden=[8]"]))
 
+    def test_other_data_refused(self, tmp_path):
+        train_app.train(compose_train(tmp_path, ["experiment=deep_chroma"]))
+        with pytest.raises(CheckpointMismatchError, match="trained on other data .*synthetic-"):
+            train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", "data.seed=7"]))
+        train_app.train(compose_train(tmp_path, ["experiment=deep_chroma"]))  # the same data resumes
+
     def test_nan_loss_stops_with_step_and_checkpoint(self, tmp_path, monkeypatch):
         real = synthetic.chroma_examples
 
