@@ -13,7 +13,6 @@ the metrics and writes them to `eval.json` in the app's own folder
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from experiments.training import parallel
 from experiments.training.checkpoints import CheckpointMismatchError, Checkpoints
 from experiments.training.checkpoints import load_training_state, training_state
 from experiments.training.loop import make_eval_step, make_loss_fn, place_state, validate
-
-log = logging.getLogger(__name__)
 
 
 def locate_checkpoint(path: str | Path, prefer: str = "best") -> tuple[Path, str, int | None]:

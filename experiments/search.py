@@ -218,17 +218,23 @@ def fingerprint_index(folder: Path, cache_dir: Path) -> tuple[fingerprints.Finge
     return index, skipped
 
 
-def search_fingerprint(query: Path, index: fingerprints.FingerprintIndex, top: int,
-                       min_confidence: float) -> list[matching.Hit]:
-    """The recordings that hold the audio clip ``query``, most confident first (may be empty)."""
+def fingerprint_query(query: Path) -> np.ndarray:
+    """The audio clip ``query`` at the fingerprints' sample rate, ``(samples,)``; refuses a score."""
     if query.suffix.lower() in SCORE_SUFFIXES:
         raise SearchError("a score cannot be fingerprinted; use --method matching or shingles")
+    if query.is_dir():
+        raise SearchError(f"--query {query} is a folder; give one audio or score file")
     try:
-        audio = load_audio(query, sample_rate=index.config.sample_rate)
+        return load_audio(query, sample_rate=fingerprints.FingerprintConfig().sample_rate)
     except AudioLoadError as error:
         raise SearchError(f"cannot use the query: {error}") from error
-    duration = len(audio) / index.config.sample_rate
-    found = index.identify(audio, index.config.sample_rate, top=top, min_confidence=min_confidence,
+
+
+def search_fingerprint(clip: np.ndarray, index: fingerprints.FingerprintIndex, top: int,
+                       min_confidence: float) -> list[matching.Hit]:
+    """The recordings that hold ``clip`` (from :func:`fingerprint_query`), most confident first (may be empty)."""
+    duration = len(clip) / index.config.sample_rate
+    found = index.identify(clip, index.config.sample_rate, top=top, min_confidence=min_confidence,
                            speeds=SPEED_SEARCH)
     return [matching.Hit(m.name, m.offset_s, m.offset_s + duration * m.speed, 1.0 - m.fraction, m.confidence)
             for m in found]
@@ -255,19 +261,20 @@ def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out
     if method not in METHODS:
         raise SearchError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     cache_dir = default_cache_dir(database) if cache_dir is None else cache_dir
-    query_frames = query_features(query)
-    if len(query_frames) == 0 or not np.any(query_frames):
-        raise SearchError(f"the query {query} is silent or empty")
     if method == "fingerprint" or (method == "auto" and query.suffix.lower() not in SCORE_SUFFIXES):
+        clip = fingerprint_query(query)  # the query is checked before any work on the folder
         with cache.exclusive(cache_dir / "fingerprints.lock"):  # two searches at once update it in turn
             index, skipped = fingerprint_index(database, cache_dir)
-            hits = search_fingerprint(query, index, top, min_confidence)
+            hits = search_fingerprint(clip, index, top, min_confidence)
         _report_skipped(skipped)
         if hits or method == "fingerprint":
             write_csv(hits, out)
             return hits
         print("no recording in the folder holds this clip: searching for the same music (audio matching)",
               file=sys.stderr)
+    query_frames = query_features(query)
+    if len(query_frames) == 0 or not np.any(query_frames):
+        raise SearchError(f"the query {query} is silent or empty")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found, skipped = database_features(database, cache_dir)

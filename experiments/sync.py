@@ -505,10 +505,12 @@ def write_times_csv(path: Path, times: np.ndarray, names: tuple[str, str]) -> No
 
 
 def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample_rate: int = 22050,
-                      multiscale: bool | None = None, auto_cells: float = 16e6, quantized_midi: bool = False) -> dict:
-    """Align two files (audio or score) and write ``sync.csv``, ``sync.png`` and ``summary.json`` to ``out``.
+                      multiscale: bool | None = None, auto_cells: float = 16e6, quantized_midi: bool = False,
+                      extra: Mapping | None = None) -> dict:
+    """Align two files (audio or score) and write ``sync.csv``, ``sync.png`` and ``summary.json`` to ``out``
+    (the summary last: it marks the pair as done).
 
-    ``multiscale=None`` chooses it above ``auto_cells`` cells. Returns the summary.
+    ``multiscale=None`` chooses it above ``auto_cells`` cells; ``extra`` is added to the summary. Returns the summary.
 
     Raises:
       SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
@@ -524,7 +526,7 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
     plot_alignment(x, y, result.path, config.rate_hz, out / "sync.png", labels=(a.name, b.name))
     summary = {"a": str(a), "b": str(b), "kinds": [kind_a, kind_b], "frames": [len(x), len(y)],
                "config": dataclasses.asdict(config), "seconds": result.seconds, "cells": result.cells,
-               "path_length": len(result.path)}
+               "path_length": len(result.path), **(extra or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -576,9 +578,7 @@ def synchronize_pairs(pairs_csv: Path, out: Path, config: SyncConfig, **options)
                          "path_length": previous["path_length"]})
         else:
             try:
-                summary = synchronize_files(a, b, folder, config, **options)
-                summary["request"] = request(a, b)
-                done.write_text(json.dumps(summary, indent=2))
+                summary = synchronize_files(a, b, folder, config, extra={"request": request(a, b)}, **options)
                 rows.append({**entry, "status": "ok", "seconds": round(summary["seconds"], 3),
                              "path_length": summary["path_length"]})
             except SyncInputError as error:

@@ -129,11 +129,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     failing run leaves its files consistent and a sweep goes on to the next run.
     """
     check_trainer(cfg.trainer)
-    distributed = cfg.get("distributed") or {}
     try:
-        several = parallel.initialize_distributed(
-            distributed.get("coordinator_address"), distributed.get("num_processes"), distributed.get("process_id"),
-            auto=bool(distributed.get("auto")), cpu_collectives=distributed.get("cpu_collectives", "gloo"))
+        several = parallel.initialize_distributed(**OmegaConf.to_container(cfg.distributed, resolve=True))
     except parallel.DistributedConfigError as error:
         raise ConfigError(str(error)) from None
     if several and cfg.trainer.devices is not None:

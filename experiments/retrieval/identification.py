@@ -20,7 +20,6 @@ import dataclasses
 import io
 import tempfile
 import time
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -209,7 +208,7 @@ class IdentificationResult:
       outcomes: every (query, system) answer.
       thresholds: system -> its decision threshold (a match counts when its score reaches it):
         after :meth:`calibrate`, the lowest that no calibration clip outside the index reaches.
-      index: system -> hours, files, entries, bytes and build seconds of its index.
+      index: system -> hours, files, pieces, entries, bytes and build seconds of its index.
     """
 
     outcomes: list[Outcome]
@@ -278,10 +277,11 @@ def evaluate_identification(corpus, *, durations: Sequence[float] = (2.0, 5.0, 1
                 for speeds, label in (((1.0,), "speed 1"), (SPEED_SEARCH, "speed search")) for clip in others]
 
     result = IdentificationResult([], {}, {})
-    hours = sum(v.duration_s for v in roles["database"]) / 3600
+    indexed = {"hours": sum(v.duration_s for v in roles["database"]) / 3600, "files": len(roles["database"]),
+               "pieces": len({v.piece_id for v in roles["database"]})}
     for system in systems:
         facts = system.build({v.version_id: audio[v.version_id] for v in roles["database"]}, sample_rate)
-        result.index[system.name] = {"hours": hours, "files": len(roles["database"]), **facts}
+        result.index[system.name] = {**indexed, **facts}
         result.thresholds[system.name] = system.threshold
     for (name, degrade, speeds, search), clip in tqdm(queries, desc="identification", disable=not progress):
         first = round(clip.start_s * sample_rate)

@@ -313,7 +313,6 @@ def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10
             f"| {facts['bytes'] / 1024:.0f} KiB | {facts['build_s']:.1f} |")
     _confidence_figure(result, out / "identification_confidence.png")
     facts = result.index[ours]
-    roles = identification.identification_split(corpus)
     chromaprint_note = (f"{others[0]} is slid along each recording's words (match: bit error rate <= "
                         f"{1 - result.thresholds[others[0]]:.3f}); it cannot fingerprint clips under about 3 s."
                         if others else "Chromaprint is left out: `fpcalc` is not installed "
@@ -321,8 +320,8 @@ def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10
     return [
         "## Audio identification (fingerprints)",
         "",
-        f"Index: {facts['files']} recordings ({facts['hours'] * 60:.1f} min) of "
-        f"{len(corpus.pieces) - len({v.piece_id for v in roles['outside']})} pieces. Queries: {per_recording} clips "
+        f"Index: {facts['files']} recordings ({facts['hours'] * 60:.1f} min) of {facts['pieces']} pieces. "
+        f"Queries: {per_recording} clips "
         "of each length per recording, cut at random positions, then degraded. Half of the clips calibrate:",
         "each system's threshold is set just above the best score of any calibration clip whose recording",
         "is not in the index; every rate below is measured on the other half at that threshold",

@@ -72,7 +72,9 @@ def test_landmarks_pair_each_peak_with_its_nearest_targets(recordings):
     found = fp.landmarks(next(iter(recordings.values())), 22050, config)
     dt, step = found.hashes & 63, ((found.hashes >> 6) & 127).astype(int) - config.max_df
     assert np.all((dt >= 1) & (dt <= config.max_dt)) and np.all(np.abs(step) <= config.max_df)
-    assert np.all(np.bincount(found.times.astype(np.int64))[found.times] <= config.fan_out * 50)
+    anchors = set(zip(found.times.tolist(), (found.hashes >> 13).tolist()))  # distinct peaks used as anchors
+    per_second = np.bincount([t // round(1 / config.frame_s) for t, _ in anchors])  # peaks' one-second blocks
+    assert per_second.max() <= config.peaks_per_second  # the densest constellation kept
     per_anchor = collections.Counter(zip(found.times.tolist(), (found.hashes >> 13).tolist()))
     assert max(per_anchor.values()) <= config.fan_out
     seconds = found.n_frames * config.frame_s
