@@ -20,30 +20,31 @@ from flax import nnx
 
 import models
 from _timing import RECORD_HELP, recorded_output
+from experiments.config import build_model
 from experiments.training import loop
 from experiments.training import objectives
 from experiments.training import synthetic
 
 CASES = [
     # (label, model config, inputs, objective)
-    ("ctc_chroma (SalienceCNN, CTC)", dict(name="salience_cnn", num_harmonics=6, num_bins=216, num_classes=13,
+    ("ctc_chroma (SalienceCNN, CTC)", dict(_target_="models.SalienceCNN", num_harmonics=6, num_bins=216, num_classes=13,
      channels=(32, 32, 32), kernels=((5, 5), (3, 3), (3, 3)), wide_kernel=(3, 70), wide_channels=8,
      dropout=0.1), "hcqt", objectives.ctc),
-    ("soft_dtw_chroma (SalienceCNN, soft-DTW)", dict(name="salience_cnn", num_harmonics=6, num_bins=216,
+    ("soft_dtw_chroma (SalienceCNN, soft-DTW)", dict(_target_="models.SalienceCNN", num_harmonics=6, num_bins=216,
      num_classes=12, channels=(32, 32, 32), kernels=((5, 5), (3, 3), (3, 3)), wide_kernel=(3, 70),
      wide_channels=8, dropout=0.1), "hcqt", objectives.soft_dtw),
-    ("strong_chroma (SalienceCNN, BCE)", dict(name="salience_cnn", num_harmonics=6, num_bins=216,
+    ("strong_chroma (SalienceCNN, BCE)", dict(_target_="models.SalienceCNN", num_harmonics=6, num_bins=216,
      num_classes=12, channels=(32, 32, 32), kernels=((5, 5), (3, 3), (3, 3)), wide_kernel=(3, 70),
      wide_channels=8, dropout=0.1), "hcqt", objectives.strong_bce),
-    ("deep_chroma (DeepChroma, BCE)", dict(name="deep_chroma", num_bins=120, context=15,
+    ("deep_chroma (DeepChroma, BCE)", dict(_target_="models.DeepChroma", num_bins=120, context=15,
      hidden=(512, 512, 512), dropout=0.5), "logfreq", objectives.strong_bce),
-    ("shingle_embedder_12 (triplet)", dict(name="shingle_embedder", embedding_dim=12), "shingles",
+    ("shingle_embedder_12 (triplet)", dict(_target_="models.ShingleEmbedder", embedding_dim=12), "shingles",
      objectives.triplet),
 ]
 
 
 def examples_per_second(model_cfg, inputs, objective, *, steps, batch_size, frames) -> tuple[float, int]:
-    model = models.create_model(model_cfg, seed=0)
+    model = build_model(model_cfg, seed=0)
     optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
     if inputs == "shingles":
         batch = synthetic.shingle_examples(batch_size, seed=0)

@@ -20,7 +20,7 @@ import hydra
 from flax import nnx
 from omegaconf import DictConfig
 
-import models
+from experiments.config import build_model
 from experiments.train import ConfigError, build_datasets, build_optimizer, check_trainer, model_config
 from experiments.training import parallel
 from experiments.training.checkpoints import CheckpointMismatchError, Checkpoints
@@ -51,7 +51,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Restore the checkpoint `cfg.ckpt_path` names into the composed model; its validation metrics."""
     check_trainer(cfg.trainer)
     folder, kind, step = locate_checkpoint(cfg.ckpt_path, cfg.checkpoint)
-    model = models.create_model(cfg.model, cfg.seed)
+    model = build_model(cfg.model, cfg.seed)
     optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)  # the saved state holds it too
     mesh = parallel.data_mesh(cfg.trainer.devices)
     place_state(model, optimizer, mesh)  # restored into the replicated layout the eval step expects

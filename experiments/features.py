@@ -32,6 +32,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from experiments import timebase
+from experiments.config import from_config
 from experiments.data.types import NoteEvent
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
 HCQT_HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class FeatureConfig:
     """Which feature and at what rate (see ``conf/data/*.yaml``, key ``features``).
 
@@ -72,12 +73,6 @@ class FeatureConfig:
     analysis_hop: int = 512
     cens_chroma_rate_hz: float = 10.0
     cens_win_len_smooth: int = 41
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping) -> "FeatureConfig":
-        values = dict(mapping)
-        values.pop("_target_", None)
-        return cls(**values)
 
 
 def _to_rate(frames_by_time: np.ndarray, sr: int, hop: int, rate_hz: float, n_samples: int) -> np.ndarray:
@@ -169,10 +164,7 @@ def log_frequency_spectrogram(y: np.ndarray, sr: int, *, rate_hz: float = 10.0,
 
 def audio_features(y: np.ndarray, sr: int, config: FeatureConfig | Mapping | None = None) -> np.ndarray:
     """Compute the feature named by ``config.kind`` at ``config.rate_hz``."""
-    if config is None:
-        config = FeatureConfig()
-    elif not isinstance(config, FeatureConfig):
-        config = FeatureConfig.from_mapping(config)
+    config = from_config(FeatureConfig, config or {})
     common = {"rate_hz": config.rate_hz, "analysis_hop": config.analysis_hop}
     if config.kind == "chroma_stft":
         return chroma_stft(y, sr, **common)
@@ -201,10 +193,7 @@ def corpus_features(corpus, config: FeatureConfig | Mapping | None = None, *, pr
 
     from experiments.data import cache
 
-    if config is None:
-        config = FeatureConfig()
-    elif not isinstance(config, FeatureConfig):
-        config = FeatureConfig.from_mapping(config)
+    config = from_config(FeatureConfig, config or {})
     folder = corpus.root / "features" / f"{config.kind}-{cache.config_hash(_dc.asdict(config))}"
     result = {}
     for version in tqdm(corpus.versions, desc=f"features ({config.kind})", disable=not progress):

@@ -71,7 +71,7 @@ __all__ = [
 _TILE_BUCKET = 128
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class SyncConfig:
     """Parameters of a synchronization.
 
@@ -96,13 +96,6 @@ class SyncConfig:
     coarse_rate_hz: float = 2.0
     band_radius_s: float = 2.0
     tile_frames: int = 400
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping) -> "SyncConfig":
-        values = dict(mapping)
-        if "weights" in values:
-            values["weights"] = tuple(float(w) for w in values["weights"])
-        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,8 @@ from omegaconf import DictConfig
 from omegaconf import OmegaConf
 
 import models
+from experiments.config import build_model
+from experiments.config import register_schemas
 from experiments.training import parallel
 from experiments.training.checkpoints import CheckpointMismatchError
 from experiments.training.checkpoints import Checkpoints
@@ -46,6 +48,7 @@ from experiments.training.runlock import run_lock
 from experiments.training.sweeps import ERROR_FILE
 
 log = logging.getLogger(__name__)
+register_schemas()  # conf/data and conf/sync start from these dataclasses
 
 
 def run_name(override_dirname: str, max_length: int = 120) -> str:
@@ -144,12 +147,12 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     mesh = parallel.data_mesh(cfg.trainer.devices, global_devices=True)
     if cfg.trainer.batch_size % mesh.size:
         raise ValueError(f"trainer.batch_size={cfg.trainer.batch_size} is not divisible by {mesh.size} devices.")
-    model = models.create_model(cfg.model, cfg.seed)
+    model = build_model(cfg.model, cfg.seed)
     optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)
     loss_fn = make_loss_fn(hydra.utils.instantiate(cfg.loss))
     train_set, val_set = build_datasets(cfg)
     log.info("%s: %s, %d parameters, %d train / %d val examples, %d device(s)", cfg.task_name,
-             cfg.model.name, models.count_params(model), len(train_set), len(val_set), mesh.size)
+             cfg.model._target_, models.count_params(model), len(train_set), len(val_set), mesh.size)
     checkpoints = Checkpoints(cfg.paths.checkpoint_dir, model_config(cfg), data_key=data_key(cfg.data),
                               save_every=cfg.trainer.save_every,
                               keep_latest=cfg.trainer.keep_latest, keep_best=cfg.trainer.keep_best)

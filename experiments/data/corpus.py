@@ -26,12 +26,14 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from experiments.config import from_config
 from experiments.data import cache
 from experiments.data.performance import (PerformanceRanges, perform, render_version,
                                           sample_performance, version_seed)
 from experiments.data.score import ScoreLoadError, parse_score, piece_from_score, resolve_corpus_paths
 from experiments.data.types import (NoteEvent, Performance, Piece, ScoreNote, Theme, TimeMap,
                                     Version)
+from experiments.features import FeatureConfig
 
 __all__ = [
     "corpus_config",
@@ -53,7 +55,7 @@ __all__ = [
 FORMAT_VERSION = 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class CorpusConfig:
     """What to build (see ``conf/data/*.yaml``).
 
@@ -68,6 +70,8 @@ class CorpusConfig:
       default_qpm: tempo (quarters per minute) of scores without a metronome mark.
       seed: base seed of all versions.
       performance: ranges of the performance parameters.
+      features: the feature that retrieval and training compute from this corpus
+        (``conf/data/*.yaml`` key ``features``; not part of the hash).
       cache_dir: folder of the cache (not part of the hash).
     """
 
@@ -80,36 +84,15 @@ class CorpusConfig:
     sample_rate: int = 22050
     default_qpm: float = 90.0
     seed: int = 0
-    performance: PerformanceRanges = PerformanceRanges()
+    performance: PerformanceRanges = dataclasses.field(default_factory=PerformanceRanges)
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     cache_dir: str = ".cache/sdtw-retrieval"
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "CorpusConfig":
-        """From a plain dict or an OmegaConf ``DictConfig`` (e.g. ``cfg.data``)."""
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(mapping, DictConfig):
-                mapping = OmegaConf.to_container(mapping, resolve=True)
-        except ImportError:  # pragma: no cover - hydra is a dependency
-            pass
-        values = dict(mapping)
-        values.pop("_target_", None)
-        values.pop("features", None)  # the feature config shares the data node; see FeatureConfig
-        fields = {f.name for f in dataclasses.fields(cls)}
-        extra = set(values) - fields
-        if extra:
-            raise ValueError(f"unknown corpus option(s): {sorted(extra)}")
-        if "performance" in values and not isinstance(values["performance"], PerformanceRanges):
-            values["performance"] = PerformanceRanges.from_mapping(values["performance"])
-        if "pieces" in values:
-            values["pieces"] = tuple(values["pieces"])
-        return cls(**values)
 
     def cache_key(self) -> str:
         """Hash of everything that changes the content (not ``cache_dir``)."""
         payload = dataclasses.asdict(self)
         payload.pop("cache_dir")
+        payload.pop("features")  # computed from the audio, cached apart
         payload["format"] = FORMAT_VERSION
         return cache.config_hash(payload)
 
@@ -226,14 +209,12 @@ def corpus_config(name: str = "small", **overrides: Any) -> CorpusConfig:
 
     Example: ``corpus_config("tiny", cache_dir="/tmp/cache")``.
     """
-    from hydra import compose, initialize_config_dir
+    from experiments.config import compose
 
     if not (CONF_DATA / f"{name}.yaml").exists():
-        known = sorted(p.stem for p in CONF_DATA.glob("*.yaml"))
+        known = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if p.stem != "synthetic")
         raise ValueError(f"unknown corpus config {name!r}; known: {known}")
-    with initialize_config_dir(config_dir=str(CONF_DATA), version_base=None):
-        cfg = compose(config_name=name)
-    return dataclasses.replace(CorpusConfig.from_mapping(cfg), **overrides)
+    return dataclasses.replace(from_config(CorpusConfig, compose([f"+data={name}"]).data), **overrides)
 
 
 def corpus_root(config: CorpusConfig) -> Path:
@@ -248,7 +229,7 @@ def load_corpus(root: str | Path) -> Corpus:
     if not manifest_path.exists():
         raise FileNotFoundError(f"no complete corpus at {root} (manifest.json missing)")
     manifest = cache.read_json(manifest_path)
-    config = CorpusConfig.from_mapping(manifest["config"])
+    config = from_config(CorpusConfig, manifest["config"])
     pieces = {pid: piece_from_dict(cache.read_json(root / "pieces" / f"{pid}.json"))
               for pid in manifest["pieces"]}
     versions = [version_from_dict(cache.read_json(root / "versions" / f"{vid}.json"),
@@ -318,8 +299,7 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(config, CorpusConfig):
-        config = CorpusConfig.from_mapping(config)
+    config = from_config(CorpusConfig, config)
     root = corpus_root(config)
     if (root / "manifest.json").exists() and not rebuild:
         damaged = damaged_files(root)

@@ -31,7 +31,7 @@ _TEMPO, _TUNING, _TIMBRE, _DYNAMICS, _SYNTH, _ROOM, _NOISE = range(7)
 _KNOTS_PER_QUARTER = 48
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class PerformanceRanges:
     """Ranges from which the parameters of each version are drawn.
 
@@ -62,14 +62,6 @@ class PerformanceRanges:
     snr_db: tuple[float, float] = (25.0, 60.0)
     rt60_s: tuple[float, float] = (0.0, 0.8)
     lead_in_s: tuple[float, float] = (0.2, 1.0)
-
-    @classmethod
-    def from_mapping(cls, mapping) -> "PerformanceRanges":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(mapping) - fields
-        if unknown:
-            raise ValueError(f"unknown performance option(s): {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in mapping.items()})
 
 
 def version_seed(base_seed: int, piece_id: str, index: int) -> int:

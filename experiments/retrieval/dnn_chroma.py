@@ -12,8 +12,7 @@ another data config never reuses them) and wraps the network as a
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Mapping
@@ -23,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import features
+from experiments.config import from_config
 from experiments.retrieval.tempo import scale_tempo
 from experiments.retrieval.theme import ChromaExtractor
 from experiments.training.datasets import data_key
@@ -58,7 +58,7 @@ def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> ChromaExtractor:
     A 13-class (CTC) head gives softmax probabilities without the blank
     (class 0); a 12-class head gives sigmoid probabilities.
     """
-    config = features.FeatureConfig.from_mapping({**dict(cfg.data.features), "kind": "hcqt"})
+    config = dataclasses.replace(from_config(features.FeatureConfig, cfg.data.features), kind="hcqt")
     apply = jax.jit(lambda x: model(x[None])[0])
 
     def chroma(audio: np.ndarray, sr: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training examples cut from the embedded corpus (`data=tiny|small|full`).
 
-Chroma tasks: windows of `window_frames` frames (hop half a window) of every
+Chroma tasks: windows of `WINDOW_FRAMES` frames (hop half a window) of every
 version's features, with the three target forms of
 `experiments.training.synthetic.chroma_examples` derived from the version's
 exact note times: strong frame chroma, the sequence of score events in the
@@ -11,6 +11,7 @@ positives). The last version of every piece is held out for validation.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,15 +19,15 @@ import numpy as np
 from experiments import features as feats
 from experiments.training.datasets import ArrayDataset
 
+WINDOW_FRAMES = 64  # frames of a chroma training window (hop: half a window)
 FEATURE_KIND = {"hcqt": "hcqt", "logfreq": "logfreq", "shingles": "cens"}
 
 
-def _feature_config(data_cfg: Mapping[str, Any], inputs: str) -> dict:
-    config = dict(data_cfg.get("features") or {})
-    config["kind"] = FEATURE_KIND[inputs]
-    if inputs == "shingles":
-        config["rate_hz"] = 1.0  # CENS^41_10 at 1 Hz, as in Zalkow & Müller 2020
-    return config
+def _feature_config(config: feats.FeatureConfig, inputs: str) -> feats.FeatureConfig:
+    """The corpus's feature settings with the kind the model reads."""
+    # Shingles: CENS^41_10 at 1 Hz, as in Zalkow & Müller 2020.
+    rate_hz = 1.0 if inputs == "shingles" else config.rate_hz
+    return dataclasses.replace(config, kind=FEATURE_KIND[inputs], rate_hz=rate_hz)
 
 
 def _events_in(notes, start_s: float, stop_s: float) -> list[tuple[int, ...]]:
@@ -70,23 +71,18 @@ def _stack(examples: list[dict]) -> ArrayDataset:
 def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any]
                     ) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand)."""
-    from omegaconf import DictConfig
-    from omegaconf import OmegaConf
+    from experiments.config import from_config
+    from experiments.data import CorpusConfig, build_corpus
 
-    from experiments.data import build_corpus
-
-    if isinstance(data_cfg, DictConfig):
-        data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
-    corpus_cfg = {k: v for k, v in dict(data_cfg).items() if k not in ("window_frames",)}
-    corpus = build_corpus(corpus_cfg, progress=False)
-    feature_cfg = _feature_config(data_cfg, inputs)
+    corpus = build_corpus(from_config(CorpusConfig, data_cfg), progress=False)
+    feature_cfg = _feature_config(corpus.config.features, inputs)
     values = feats.corpus_features(corpus, feature_cfg, progress=False)
     last_version = {}
     for version in corpus.versions:
         last_version[version.piece_id] = max(last_version.get(version.piece_id, -1), version.index)
     pieces = sorted(last_version)
     train, val = [], []
-    frames = int(data_cfg.get("window_frames", 64))
+    frames = WINDOW_FRAMES
     shingle_frames = int(model_cfg.get("shingle_frames", 20))
     for version in corpus.versions:
         target = val if version.index == last_version[version.piece_id] else train
@@ -97,9 +93,9 @@ def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapp
                                "labels": np.int32(pieces.index(version.piece_id))})
             continue
         for start in range(0, max(len(v) - frames // 2, 1), frames // 2):
-            target.append(_window_example(v, version.notes, start, frames, float(feature_cfg["rate_hz"]),
+            target.append(_window_example(v, version.notes, start, frames, feature_cfg.rate_hz,
                                           frames // 2))
     if not train or not val:
-        raise ValueError(f"corpus {corpus_cfg.get('name')!r} gives no training or validation examples; "
+        raise ValueError(f"corpus {corpus.config.name!r} gives no training or validation examples; "
                          f"it needs at least 2 versions per piece and clips longer than one window.")
     return _stack(train), _stack(val)

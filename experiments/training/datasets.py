@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from experiments.config import from_config
 from experiments.training import synthetic
 
 
@@ -83,16 +84,14 @@ def synthetic_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: M
     Sizes (bins, harmonics, shingle frames) follow `model_cfg`, so a model
     config and the data always fit together.
     """
-    sizes = dict(num_train=int(data_cfg["num_train"]), num_val=int(data_cfg["num_val"]))
+    data = from_config(synthetic.SyntheticConfig, data_cfg)
     if inputs == "shingles":
-        options = dict(num_classes=int(data_cfg.get("num_classes", 8)),
-                       shingle_frames=int(model_cfg.get("shingle_frames", 20)))
+        options = dict(num_classes=data.num_classes, shingle_frames=int(model_cfg.get("shingle_frames", 20)))
         make = lambda n, s: synthetic.shingle_examples(n, seed=s, **options)  # noqa: E731
     else:
-        options = dict(num_frames=int(data_cfg["num_frames"]), inputs=inputs,
+        options = dict(num_frames=data.num_frames, inputs=inputs,
                        num_bins=int(model_cfg["num_bins"]), num_harmonics=int(model_cfg.get("num_harmonics", 6)))
         make = lambda n, s: synthetic.chroma_examples(n, seed=s, **options)  # noqa: E731
     # Distinct seeds for the two sets; the data seed is independent of the init/order seed.
-    data_seed = int(data_cfg.get("seed", 0))
-    return (ArrayDataset(make(sizes["num_train"], [data_seed, 0])),
-            ArrayDataset(make(sizes["num_val"], [data_seed, 1])))
+    return (ArrayDataset(make(data.num_train, [data.seed, 0])),
+            ArrayDataset(make(data.num_val, [data.seed, 1])))

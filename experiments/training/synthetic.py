@@ -14,11 +14,34 @@ All generators are pure functions of their `seed`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 NUM_CHROMA = 12
 PARTIALS = 5                       # harmonics rendered per note, amplitude 1/k
 HCQT_HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+@dataclasses.dataclass
+class SyntheticConfig:
+    """Synthetic data (``conf/data/synthetic.yaml``).
+
+    Attributes:
+      name: always ``synthetic`` (the training app picks these examples by it).
+      num_train: training examples.
+      num_val: validation examples.
+      num_frames: frames T of a chroma example.
+      num_classes: themes of the shingle examples.
+      seed: seed of the examples (independent of the initialisation and batch order).
+    """
+
+    name: str = "synthetic"
+    num_train: int = 256
+    num_val: int = 32
+    num_frames: int = 64
+    num_classes: int = 8
+    seed: int = 0
 
 
 def _events(rng: np.random.Generator, num_frames: int, pitch_range: tuple[int, int],

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from experiments import timebase
+from experiments.config import compose, from_config
 from experiments.data import cache, synth
-from experiments.data.corpus import (CorpusConfig, build_corpus, corpus_root, damaged_files, load_corpus,
-                                     make_version)
+from experiments.data.corpus import (CorpusConfig, build_corpus, corpus_config, corpus_root, damaged_files,
+                                     load_corpus, make_version)
 from experiments.data.performance import PerformanceRanges, render_version
 from experiments.data.types import NoteEvent
 
@@ -179,14 +180,35 @@ class TestCache:
 
 
 def test_config_from_hydra_yaml(tmp_path):
-    from hydra import compose, initialize_config_dir
+    for name in ("small", "full", "tiny"):
+        config = corpus_config(name)
+        assert config.name == name and config.sample_rate == 22050 and config.features.kind == "chroma_cqt"
+        assert 0.6 <= config.performance.tempo_factor[0] < config.performance.tempo_factor[1] <= 1.5
+        assert isinstance(config.pieces, tuple) and isinstance(config.performance.tempo_factor, tuple)
 
-    conf_dir = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "data")
-    with initialize_config_dir(config_dir=os.path.abspath(conf_dir), version_base=None):
-        for name in ("small", "full", "tiny"):
-            config = CorpusConfig.from_mapping(compose(config_name=name))
-            assert config.name == name and config.sample_rate == 22050
-            assert 0.6 <= config.performance.tempo_factor[0] < config.performance.tempo_factor[1] <= 1.5
+
+@pytest.mark.parametrize("override, message", [
+    ("data.max_pieces=abc", "could not be converted to Integer"),
+    ("data.tempo=2", "Key 'tempo' not in 'CorpusConfig'"),
+    ("data.performance.snr=3", "Key 'snr' not in 'PerformanceRanges'"),
+    ("data.features.rate=3", "Key 'rate' not in 'FeatureConfig'"),
+])
+def test_a_bad_key_or_value_is_refused_when_composing(override, message):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as error:
+        compose(["+data=small", override])
+    assert message in str(error.value.__cause__ or error.value)
+
+
+def test_from_config_checks_plain_mappings_too():
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    assert from_config(CorpusConfig, {"versions_per_piece": 5}).versions_per_piece == 5
+    with pytest.raises(ConfigKeyError, match="pices"):
+        from_config(CorpusConfig, {"pices": ["a"]})
+    with pytest.raises(ValidationError, match="sample_rate"):
+        from_config(CorpusConfig, {"sample_rate": "fast"})
 
 
 def test_exclusive_lock_makes_another_process_wait(tmp_path):

@@ -111,16 +111,12 @@ def test_local_rows_of_one_process_are_the_whole_batch():
 
 def test_the_processes_of_a_run_share_its_folder(tmp_path):
     """Process id, count and coordinator stay out of the run folder's name."""
-    from hydra import compose, initialize_config_dir
-
-    from tests.experiments.train_helpers import CONF_DIR
+    from experiments.config import compose
 
     names = set()
     for i in range(2):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=["experiment=ctc_chroma", "distributed.num_processes=2",
-                                              f"distributed.process_id={i}",
-                                              "distributed.coordinator_address=h:1"], return_hydra_config=True)
+        cfg = compose(["experiment=ctc_chroma", "distributed.num_processes=2", f"distributed.process_id={i}",
+                       "distributed.coordinator_address=h:1"], "train", return_hydra_config=True)
         excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
         names.add(",".join(o for o in cfg.hydra.overrides.task if o.split("=")[0] not in excluded))
     assert names == {"experiment=ctc_chroma"}

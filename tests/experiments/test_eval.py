@@ -9,21 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from experiments import eval as eval_app
 from experiments import train as train_app
+from experiments.config import compose
 from experiments.training.checkpoints import CheckpointMismatchError
-from tests.experiments.train_helpers import CONF_DIR, TINY_MODEL, TINY_RUN, compose_train
+from tests.experiments.train_helpers import TINY_RUN, compose_train
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENT = ["experiment=deep_chroma", *TINY_MODEL["deep_chroma"]]
+EXPERIMENT = ["experiment=deep_chroma"]
 
 
 def compose_eval(output_dir: Path, overrides) -> object:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("eval", overrides=[*TINY_RUN, *EXPERIMENT, *overrides])
+    cfg = compose([*TINY_RUN, *EXPERIMENT, *overrides], config_name="eval")
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

@@ -17,8 +17,9 @@ from flax import nnx
 from hydra.errors import ConfigCompositionException
 from hydra.errors import MissingConfigException
 
-import models
 from experiments import train as train_app
+from experiments.config import build_model
+from experiments.config import compose
 from experiments.training import loop
 from experiments.training import parallel
 from experiments.training import sweeps
@@ -26,7 +27,6 @@ from experiments.training import synthetic
 from experiments.training.checkpoints import CheckpointMismatchError
 from tests.experiments.train_helpers import CONF_DIR
 from tests.experiments.train_helpers import EXPERIMENTS
-from tests.experiments.train_helpers import TINY_MODEL
 from tests.experiments.train_helpers import TINY_RUN
 from tests.experiments.train_helpers import compose_train
 
@@ -62,7 +62,7 @@ class TestExperiments:
         for dim in (6, 12, 30):
             cfg = compose_train(tmp_path, [f"experiment=shingle_embedder_{dim}"])
             assert cfg.model.embedding_dim == dim and cfg.task == "embedding"
-            model = models.create_model(cfg.model, cfg.seed)
+            model = build_model(cfg.model, cfg.seed)
             assert model(np.zeros((2, 240), np.float32)).shape == (2, dim)
 
     def test_tiny_corpus(self, tmp_path, monkeypatch):
@@ -207,7 +207,7 @@ def test_a_run_folder_in_use_is_refused(tmp_path):
 class TestSharding:
     def test_two_devices_equal_one(self):
         assert len(jax.local_devices()) >= 2, "tests/conftest.py sets 2 fake CPU devices"
-        cfg = {"name": "deep_chroma", "num_bins": 24, "context": 3, "hidden": (16,), "dropout": 0.5}
+        cfg = {"_target_": "models.DeepChroma", "num_bins": 24, "context": 3, "hidden": (16,), "dropout": 0.5}
         examples = synthetic.chroma_examples(4, seed=0, num_frames=16, inputs="logfreq", num_bins=24)
         from experiments.training.objectives import strong_bce
         import optax
@@ -215,7 +215,7 @@ class TestSharding:
         results = []
         for devices in (1, 2):
             mesh = parallel.data_mesh(devices)
-            model = models.create_model(cfg, seed=0)
+            model = build_model(cfg, seed=0)
             optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
             for obj in (model, optimizer):
                 nnx.update(obj, parallel.replicate(nnx.state(obj), mesh))
@@ -246,21 +246,18 @@ class TestBadConfig:
             compose_train(tmp_path, ["experiment=ctc_chromaa"], tiny=False)
 
     def test_launchers_compose(self, tmp_path):
-        from hydra import compose, initialize_config_dir
-
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            for launcher in ("joblib", "slurm"):
-                cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
-                assert cfg.hydra.launcher._target_.endswith("Launcher")
-            cfg = compose("train", overrides=["hparams_search=ctc_lr"], return_hydra_config=True)
-            assert "optim.schedule.peak_value" in cfg.hydra.sweeper.params
+        for launcher in ("joblib", "slurm"):
+            cfg = compose([f"hydra/launcher={launcher}"], "train", return_hydra_config=True)
+            assert cfg.hydra.launcher._target_.endswith("Launcher")
+        cfg = compose(["hparams_search=ctc_lr"], "train", return_hydra_config=True)
+        assert "optim.schedule.peak_value" in cfg.hydra.sweeper.params
 
 
 class TestMultirun:
     def test_a_failing_job_does_not_stop_the_sweep_but_fails_it(self, tmp_path):
         """A 2-job joblib sweep: the good job trains; the bad one (batch not divisible) records its error,
         and the sweep names it at the end and exits 1."""
-        overrides = TINY_RUN + TINY_MODEL["deep_chroma"] + [
+        overrides = TINY_RUN + [
             "experiment=deep_chroma", f"paths.log_dir={tmp_path}", "hydra/launcher=joblib",
             "trainer.batch_size=4,3"]
         env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "WANDB_MODE": "disabled"}
@@ -333,8 +330,7 @@ def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
     def command(log_dir):
         changed = {"trainer.steps": "300", "trainer.save_every": "20", "trainer.val_every": "100"}
         run = [o for o in TINY_RUN if o.split("=")[0] not in changed]
-        return [sys.executable, "-m", "experiments.train", *run, *TINY_MODEL["deep_chroma"],
-                "experiment=deep_chroma", *(f"{k}={v}" for k, v in changed.items()), f"paths.log_dir={log_dir}"]
+        return [sys.executable, "-m", "experiments.train", *run, "experiment=deep_chroma", *(f"{k}={v}" for k, v in changed.items()), f"paths.log_dir={log_dir}"]
 
     env = {**os.environ, "WANDB_MODE": "disabled"}
     subprocess.run(command(tmp_path / "straight"), cwd=ROOT, env=env, check=True, capture_output=True)
