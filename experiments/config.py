@@ -1,9 +1,9 @@
 """One configuration system: dataclasses are the schemas of ``conf/``.
 
-The corpus (with its performance ranges and features), synthetic data and synchronization
-configs are dataclasses. :func:`register_schemas` stores them in Hydra's ConfigStore, and the
-YAML files of ``conf/data`` and ``conf/sync`` start from them (``defaults: [corpus_schema]``),
-so Hydra checks every key and type when it composes, before any work:
+The corpus (with its performance ranges and features), synthetic data, synchronization and
+search configs are dataclasses. :func:`register_schemas` stores them in Hydra's ConfigStore, and
+the YAML files of ``conf/data``, ``conf/sync`` and ``conf/search`` start from them
+(``defaults: [corpus_schema]``), so Hydra checks every key and type when it composes, before any work:
 
     python -m experiments.train data.max_pieces=abc      # error: could not be converted to Integer
     python -m experiments.reproduce data.tempo=2         # error: Key 'tempo' not in 'CorpusConfig'
@@ -51,6 +51,8 @@ def from_config(cls: type[T], node: Mapping[str, Any] | DictConfig | T) -> T:
     """
     if isinstance(node, cls):
         return node
+    if isinstance(node, DictConfig):  # as plain values: its schema may be this class under another module name
+        node = OmegaConf.to_container(node, resolve=True)  # (``__main__`` when run with ``python -m``)
     merged = OmegaConf.merge(OmegaConf.structured(cls), node)
     return _tuples(OmegaConf.to_object(merged))
 
@@ -58,12 +60,13 @@ def from_config(cls: type[T], node: Mapping[str, Any] | DictConfig | T) -> T:
 def register_schemas() -> None:
     """Store the config dataclasses in Hydra's ConfigStore (idempotent).
 
-    ``data/corpus_schema``, ``data/synthetic_schema`` and ``sync/sync_schema``: the YAML files of
-    those groups list them first in their defaults.
+    ``data/corpus_schema``, ``data/synthetic_schema``, ``sync/sync_schema`` and ``search/search_schema``:
+    the YAML files of those groups list them first in their defaults.
     """
     from hydra.core.config_store import ConfigStore
 
     from experiments.data.corpus import CorpusConfig
+    from experiments.search import SearchConfig
     from experiments.sync import SyncConfig
     from experiments.training.synthetic import SyntheticConfig
 
@@ -71,6 +74,7 @@ def register_schemas() -> None:
     store.store(group="data", name="corpus_schema", node=CorpusConfig)
     store.store(group="data", name="synthetic_schema", node=SyntheticConfig)
     store.store(group="sync", name="sync_schema", node=SyncConfig)
+    store.store(group="search", name="search_schema", node=SearchConfig)
 
 
 def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str | None = None, **options) -> DictConfig:
@@ -78,8 +82,11 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str | None
     ``compose(["experiment=ctc_chroma", "debug=tiny"], "train")``; ``options`` go to Hydra's ``compose``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_schemas()
+    if GlobalHydra.instance().is_initialized():  # inside one of the apps, which compose this same tree
+        return hydra_compose(config_name=config_name, overrides=list(overrides), **options)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides), **options)
 

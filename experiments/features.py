@@ -27,13 +27,15 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from experiments import timebase
 from experiments.config import from_config
-from experiments.data.types import NoteEvent
+
+if TYPE_CHECKING:  # annotations only: experiments.data imports FeatureConfig from here
+    from experiments.data.types import NoteEvent
 
 __all__ = [
     "FeatureConfig",

@@ -1,7 +1,7 @@
 """Where a figure comes from: the command, commit and machine that produced it, and the README blocks it fills.
 
 Every table the README shows is the output of a command (a benchmark with
-``--record``, or ``python -m experiments.reproduce --record``), saved under
+``--record``, or ``python -m experiments.reproduce record=true``), saved under
 ``docs/results/`` with a stamp line. The README includes such a file, or one
 ``## section`` of it, between two markers::
 

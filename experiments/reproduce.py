@@ -1,21 +1,21 @@
-"""Build the project's report: every table and figure, into one folder.
+"""Build the project's report: every table and figure, into one folder (a Hydra app, ``conf/reproduce.yaml``).
 
-    python -m experiments.reproduce                 # the default corpus (see README for its run time)
-    python -m experiments.reproduce --out reports/mine
-    python -m experiments.reproduce --smoke         # does everything run? 2 pieces, 2 training steps
-    python -m experiments.reproduce --record        # also save it, stamped, as docs/results/report.md
+    python -m experiments.reproduce                  # the default corpus (see README for its run time)
+    python -m experiments.reproduce out=reports/mine data=full
+    python -m experiments.reproduce debug=smoke      # does everything run? 2 pieces, 2 training steps
+    python -m experiments.reproduce record=true      # also save it, stamped, as docs/results/report.md
 
 Sections:
 - Soft-DTW explained: the expected alignment of two versions of a melody for
   gamma = 0, 0.1, 1, 10, 100 (figure), and how the soft-DTW value approaches
   DTW as gamma -> 0, down to gamma = 0.001 (table).
-- Music synchronization on the embedded corpus (``--data small``, or ``full``):
+- Music synchronization on the embedded corpus (``data=small``, or ``full``) with ``conf/sync``:
   beat error of DTW on chroma, multiscale DTW, and the linear baseline, for
   every pair of versions of each piece and for score-to-audio (table), and
   the cost matrix and path of the pair whose tempi differ most (figure).
 - Theme retrieval with standard, enhanced and learned chroma (the chroma CNN
-  trained ``--dnn-steps`` steps with CTC, linear scaling, strong alignment and
-  soft-DTW; the runs are kept in OUT/training and resumed), audio matching,
+  trained ``report.dnn_steps`` steps with CTC, linear scaling, strong alignment and
+  soft-DTW; the runs are kept in ``out/training`` and resumed), audio matching,
   shingle retrieval (tables beside the
   seed's, matching-curve and P@1/MAP-vs-dimension figures) and query time vs
   index size for brute force, KD-tree and HNSW (:mod:`experiments.retrieval.report`).
@@ -23,7 +23,6 @@ Sections:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import pathlib
 import shutil
@@ -36,23 +35,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import hydra  # noqa: E402
+from hydra.core.config_store import ConfigStore  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 import sdtw  # noqa: E402
 from experiments import provenance  # noqa: E402
 from experiments import sync  # noqa: E402
-from experiments.data import build_corpus, corpus_config  # noqa: E402
-from experiments.data.corpus import CONF_DATA, Corpus, CorpusConfig  # noqa: E402
+from experiments.config import from_config, register_schemas  # noqa: E402
+from experiments.data import build_corpus  # noqa: E402
+from experiments.data.corpus import Corpus, CorpusConfig  # noqa: E402
 from experiments.retrieval import dnn_chroma  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
 
 GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)  # figure panels (0: the DTW path)
 TABLE_GAMMAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
-# --smoke: the corpus cut as `debug=smoke` cuts it for training (so both share one cache), 2 training
-# steps, small indexes.
-SMOKE_CORPUS = dict(OmegaConf.load(pathlib.Path(__file__).parents[1] / "conf/debug/data/smoke_small.yaml"))
-SMOKE_DNN_STEPS = 2
-CORPORA = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if p.stem != "synthetic")
 
 
 def melody_chroma(
@@ -128,11 +126,14 @@ def most_warped_pair(corpus: Corpus):
                / min(pair[0].duration_s, pair[1].duration_s))
 
 
-def synchronization_section(out: pathlib.Path, corpus: Corpus) -> list[str]:
-    rate_hz = 20.0
+def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.SyncConfig) -> list[str]:
+    """Beat errors of full-resolution and multiscale DTW with ``config`` (``conf/sync``), and a figure."""
+    full = dataclasses.replace(config, multiscale=False)
+    rate_hz = config.rate_hz
     configs = {
-        f"DTW on chroma ({rate_hz:g} Hz)": sync.SyncConfig(rate_hz=rate_hz),
-        "multiscale DTW (2 Hz guide, 2 s band)": sync.SyncConfig(rate_hz=rate_hz, multiscale=True),
+        f"DTW on chroma ({rate_hz:g} Hz)": full,
+        f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band)":
+            dataclasses.replace(config, multiscale=True),
     }
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)
     rows = ["| method | mean (ms) | median (ms) | <= 50 ms | <= 100 ms | <= 200 ms |", "|---|---:|---:|---:|---:|---:|"]
@@ -143,10 +144,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus) -> list[str]:
             f"| {s['within_100ms_pct']:.1f}% | {s['within_200ms_pct']:.1f}% |"
         )
     a, b = most_warped_pair(corpus)
-    config = next(iter(configs.values()))
-    x = sync.audio_chroma(a.load_audio(), a.sample_rate, config)
-    y = sync.audio_chroma(b.load_audio(), b.sample_rate, config)
-    sync.plot_alignment(x, y, sync.align(x, y, config).path, rate_hz, out / "synchronization.png",
+    x = sync.audio_chroma(a.load_audio(), a.sample_rate, full)
+    y = sync.audio_chroma(b.load_audio(), b.sample_rate, full)
+    sync.plot_alignment(x, y, sync.align(x, y, full).path, rate_hz, out / "synchronization.png",
                         labels=(a.version_id, b.version_id))
     return [
         "## Music synchronization",
@@ -166,34 +166,44 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus) -> list[str]:
     ]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports/latest"), help="report folder")
-    parser.add_argument("--data", default="small", choices=CORPORA, help="corpus config in conf/data/")
-    parser.add_argument("--dnn-steps", type=int, default=100,
-                        help="training steps of each chroma network for the theme table (0: skip the DNN rows); "
-                             "runs are kept in OUT/training and resumed")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"check that everything runs: the corpus cut to {SMOKE_CORPUS['max_pieces']} pieces, "
-                             f"{SMOKE_DNN_STEPS} training steps, small indexes; the tables mean nothing")
-    parser.add_argument("--record", action="store_true",
-                        help="also save the report and its figures, stamped with commit and machine, in "
-                             "docs/results/ (the README includes its tables)")
-    args = parser.parse_args(argv)
-    if args.dnn_steps < 0:
-        parser.error(f"--dnn-steps must be >= 0, got {args.dnn_steps}")
-    if args.smoke and args.record:
-        parser.error("--smoke tables mean nothing: they are not recorded")
-    return args
+@dataclasses.dataclass
+class ReportConfig:
+    """What the report measures beyond the corpus (``conf/report/default.yaml``).
+
+    Attributes:
+      dnn_steps: training steps of each chroma network for the theme table (0: no DNN rows); the
+        runs are kept in ``out/training`` and resumed.
+      index_sizes: database sizes of the query-time-vs-index-size table.
+      identification_durations: clip lengths in seconds of the audio identification table.
+      identification_per_recording: clips cut from every recording for it.
+    """
+
+    dnn_steps: int = 100
+    index_sizes: tuple[int, ...] = (1_000, 4_000, 16_000)
+    identification_durations: tuple[float, ...] = (2.0, 5.0, 10.0)
+    identification_per_recording: int = 12
 
 
-def report_corpus(data: str, smoke: bool) -> CorpusConfig:
-    config = corpus_config(data)
-    return dataclasses.replace(config, **SMOKE_CORPUS) if smoke else config
+register_schemas()
+ConfigStore.instance().store(group="report", name="report_schema", node=ReportConfig)
 
 
-def record(report: pathlib.Path) -> None:
+class ConfigError(ValueError):
+    """An option the report cannot run with (one line on stderr, exit status 2)."""
+
+
+def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> None:
+    if options.dnn_steps < 0:
+        raise ConfigError(f"report.dnn_steps must be >= 0, got {options.dnn_steps}")
+    if min(options.index_sizes, default=1) < 1 or min(options.identification_durations, default=1) <= 0:
+        raise ConfigError("report.index_sizes and report.identification_durations must be positive")
+    if data == "synthetic":
+        raise ConfigError("data=synthetic holds training examples, not recordings: use data=small, tiny or full")
+    if debug and record:
+        raise ConfigError(f"debug={debug} tables mean nothing: they are not recorded")
+
+
+def record_report(report: pathlib.Path) -> None:
     """Copy the report and its figures into docs/results/ and refresh the README's include blocks."""
     provenance.RESULTS.mkdir(parents=True, exist_ok=True)
     for path in report.parent.glob("*.png"):
@@ -203,37 +213,51 @@ def record(report: pathlib.Path) -> None:
     print(f"recorded in {provenance.RESULTS}")
 
 
-def main(argv: list[str] | None = None) -> pathlib.Path:
-    args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Path:
+    """Every section into ``cfg.out``; returns the path of ``report.md``."""
+    options = from_config(ReportConfig, cfg.report)
+    data = HydraConfig.get().runtime.choices["data"]
+    check(options, data, debug, cfg.record)
+    out = pathlib.Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    corpus = build_corpus(report_corpus(args.data, args.smoke))
-    dnn_steps = SMOKE_DNN_STEPS if args.smoke and args.dnn_steps else args.dnn_steps
+    corpus = build_corpus(from_config(CorpusConfig, cfg.data))
     lines = ["# Report", ""]
-    lines += soft_dtw_section(args.out)
-    lines += synchronization_section(args.out, corpus)
+    lines += soft_dtw_section(out)
+    lines += synchronization_section(out, corpus, from_config(sync.SyncConfig, cfg.sync))
     learned, note = {}, ""
-    if dnn_steps > 0:
+    if options.dnn_steps > 0:
         # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
-        overrides = ("debug=smoke",) if args.smoke else ("trainer.batch_size=4",) if args.data == "tiny" else ()
-        learned = dnn_chroma.trained_extractors(args.data, dnn_steps, args.out / "training", overrides=overrides)
-        note = (f"DNN rows: the chroma CNN trained {dnn_steps} steps on this corpus's training versions "
+        overrides = (f"debug={debug}",) if debug else ("trainer.batch_size=4",) if data == "tiny" else ()
+        learned = dnn_chroma.trained_extractors(data, options.dnn_steps, out / "training", overrides=overrides)
+        note = (f"DNN rows: the chroma CNN trained {options.dnn_steps} steps on this corpus's training versions "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
-    lines += retrieval_report.theme_section(args.out, corpus, learned, note)
-    identification = {"durations": (2.0, 5.0), "per_recording": 4} if args.smoke else {}
-    lines += retrieval_report.identification_section(args.out, corpus, **identification)
-    lines += retrieval_report.audio_matching_section(args.out, corpus)
-    lines += retrieval_report.shingle_section(args.out, corpus)
-    sizes = (500, 2_000) if args.data == "tiny" or args.smoke else (1_000, 4_000, 16_000)
-    lines += retrieval_report.index_scale_section(args.out, sizes=sizes)
-    command = provenance.command_line("python -m experiments.reproduce", sys.argv[1:] if argv is None else argv)
+    lines += retrieval_report.theme_section(out, corpus, learned, note)
+    lines += retrieval_report.identification_section(out, corpus, durations=options.identification_durations,
+                                                     per_recording=options.identification_per_recording)
+    lines += retrieval_report.audio_matching_section(out, corpus)
+    lines += retrieval_report.shingle_section(out, corpus)
+    lines += retrieval_report.index_scale_section(out, sizes=options.index_sizes)
     lines += ["## Run", "", provenance.stamp(command, time.perf_counter() - start), ""]
-    report = args.out / "report.md"
+    report = out / "report.md"
     report.write_text("\n".join(lines))
     print(f"Report written to {report}")
-    if args.record:
-        record(report)
+    if cfg.record:
+        record_report(report)
     return report
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="reproduce")
+def main(cfg: DictConfig) -> pathlib.Path:
+    """Hydra entry point: a bad option ends with one line on stderr and exit status 2."""
+    overrides = [o for o in HydraConfig.get().overrides.task if o != "record=true"]
+    command = " ".join(["python -m experiments.reproduce", *overrides])
+    try:
+        return build_report(cfg, HydraConfig.get().runtime.choices.get("debug"), command)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
 
 if __name__ == "__main__":
     main()

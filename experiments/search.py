@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import sys
@@ -60,6 +61,30 @@ CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
 SCORE_SUFFIXES = (".mid", ".midi", ".xml", ".musicxml", ".mxl")
 METHODS = ("auto", "fingerprint", "matching", "shingles")
 SPEED_SEARCH = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # landmarks survive about 1.5% of speed change
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Defaults of the command line (``conf/search/default.yaml``).
+
+    Attributes:
+      method: ``auto``, ``fingerprint``, ``matching`` or ``shingles`` (see the module docstring).
+      top: number of hits listed.
+      min_confidence: fingerprint matches below this confidence (-log10 chance of a false match) are dropped.
+      speeds: playback speeds the fingerprint search tries (landmarks survive about 1.5% of speed change).
+    """
+
+    method: str = "auto"
+    top: int = 20
+    min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE
+    speeds: tuple[float, ...] = SPEED_SEARCH
+
+
+def default_config() -> SearchConfig:
+    """``conf/search/default.yaml``, checked against :class:`SearchConfig`."""
+    from experiments.config import compose, from_config
+
+    return from_config(SearchConfig, compose(["+search=default"]).search)
 
 
 class SearchError(Exception):
@@ -231,11 +256,10 @@ def fingerprint_query(query: Path) -> np.ndarray:
 
 
 def search_fingerprint(clip: np.ndarray, index: fingerprints.FingerprintIndex, top: int,
-                       min_confidence: float) -> list[matching.Hit]:
+                       min_confidence: float, speeds: Sequence[float] = SPEED_SEARCH) -> list[matching.Hit]:
     """The recordings that hold ``clip`` (from :func:`fingerprint_query`), most confident first (may be empty)."""
     duration = len(clip) / index.config.sample_rate
-    found = index.identify(clip, index.config.sample_rate, top=top, min_confidence=min_confidence,
-                           speeds=SPEED_SEARCH)
+    found = index.identify(clip, index.config.sample_rate, top=top, min_confidence=min_confidence, speeds=speeds)
     return [matching.Hit(m.name, m.offset_s, m.offset_s + duration * m.speed, 1.0 - m.fraction, m.confidence)
             for m in found]
 
@@ -252,8 +276,8 @@ def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
 
 
 def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out: Path = Path("ranked.csv"),
-        cache_dir: Path | None = None,
-        min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE) -> list[matching.Hit]:
+        cache_dir: Path | None = None, min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE,
+        speeds: Sequence[float] = SPEED_SEARCH) -> list[matching.Hit]:
     """Search ``database`` with ``query``; write and return the ranked hits (see the module docstring).
 
     ``cache_dir`` holds the features and indexes (default: :func:`default_cache_dir`).
@@ -265,7 +289,7 @@ def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out
         clip = fingerprint_query(query)  # the query is checked before any work on the folder
         with cache.exclusive(cache_dir / "fingerprints.lock"):  # two searches at once update it in turn
             index, skipped = fingerprint_index(database, cache_dir)
-            hits = search_fingerprint(clip, index, top, min_confidence)
+            hits = search_fingerprint(clip, index, top, min_confidence, speeds)
         _report_skipped(skipped)
         if hits or method == "fingerprint":
             write_csv(hits, out)
@@ -293,23 +317,24 @@ def _report_skipped(messages: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defaults = default_config()
     parser = argparse.ArgumentParser(prog="python -m experiments.search", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
     parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
-    parser.add_argument("--method", choices=METHODS, default="auto",
+    parser.add_argument("--method", choices=METHODS, default=defaults.method,
                         help="fingerprint: this very recording (audio identification); matching: the same music "
                              "anywhere in a recording; shingles: versions of a piece; auto: fingerprint, then matching")
-    parser.add_argument("--top", type=positive_number(int), default=20, help="number of hits")
+    parser.add_argument("--top", type=positive_number(int), default=defaults.top, help="number of hits")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
-    parser.add_argument("--min-confidence", type=positive_number(float), default=fingerprints.DEFAULT_MIN_CONFIDENCE,
+    parser.add_argument("--min-confidence", type=positive_number(float), default=defaults.min_confidence,
                         help="fingerprint matches below this confidence (-log10 chance of a false match) are dropped")
     parser.add_argument("--cache", type=Path, default=None,
                         help="cache of features and index (default: $XDG_CACHE_HOME/sdtw-retrieval/search/<hash>)")
     args = parser.parse_args(argv)
     try:
         hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out,
-                   cache_dir=args.cache, min_confidence=args.min_confidence)
+                   cache_dir=args.cache, min_confidence=args.min_confidence, speeds=defaults.speeds)
     except SearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

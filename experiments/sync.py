@@ -54,6 +54,7 @@ __all__ = [
     "align",
     "audio_chroma",
     "compress_chroma",
+    "default_config",
     "beat_error_stats",
     "beat_errors",
     "corpus_beat_errors",
@@ -96,6 +97,13 @@ class SyncConfig:
     coarse_rate_hz: float = 2.0
     band_radius_s: float = 2.0
     tile_frames: int = 400
+
+
+def default_config() -> SyncConfig:
+    """``conf/sync/default.yaml``: the defaults of the command line and of the report."""
+    from experiments.config import compose, from_config
+
+    return from_config(SyncConfig, compose(["+sync=default"]).sync)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -588,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     some pairs of ``--pairs`` failed)."""
     import sys
 
+    defaults = default_config()
     parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("a", type=Path, nargs="?", help="audio file or score (MIDI/MusicXML)")
@@ -595,8 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=Path, default=None,
                         help="CSV with columns a,b: align every pair in one process (instead of A B)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--rate", type=positive_number(float), default=SyncConfig.rate_hz, help="feature rate in Hz")
-    parser.add_argument("--feature", default=SyncConfig.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
+    parser.add_argument("--rate", type=positive_number(float), default=defaults.rate_hz, help="feature rate in Hz")
+    parser.add_argument("--feature", default=defaults.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
     parser.add_argument("--sample-rate", type=positive_number(int), default=22050, help="audio is resampled to this rate")
     parser.add_argument("--quantized-midi", action="store_true",
                         help="read MIDI as notation (onsets moved to the beat grid) instead of at its note times")
@@ -609,9 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     two_files = args.a is not None and args.b is not None
     if (args.pairs is None and not two_files) or (args.pairs is not None and args.a is not None):
         parser.error("give two files A B, or --pairs CSV")
-    options = {"sample_rate": args.sample_rate, "multiscale": True if args.multiscale else False if args.full else None,
-               "auto_cells": args.auto_cells, "quantized_midi": args.quantized_midi}
-    config = SyncConfig(feature=args.feature, rate_hz=args.rate)
+    # Neither flag: multiscale where conf/sync says so, else chosen by size (--auto-cells).
+    multiscale = True if args.multiscale or (defaults.multiscale and not args.full) else False if args.full else None
+    options = {"sample_rate": args.sample_rate, "multiscale": multiscale, "auto_cells": args.auto_cells,
+               "quantized_midi": args.quantized_midi}
+    config = dataclasses.replace(defaults, feature=args.feature, rate_hz=args.rate)
     try:
         if args.pairs is not None:
             rows = synchronize_pairs(args.pairs, args.out, config, **options)

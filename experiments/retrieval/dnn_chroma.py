@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import features
-from experiments.config import from_config
+from experiments.config import compose, from_config
 from experiments.retrieval.tempo import scale_tempo
 from experiments.retrieval.theme import ChromaExtractor
 from experiments.training.datasets import data_key
@@ -33,20 +33,14 @@ VARIANTS = {  # table row -> training experiment (conf/experiment/)
     "DNN (strong alignment)": "strong_chroma",
     "DNN (soft-DTW)": "soft_dtw_chroma",
 }
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def train_config(experiment: str, data: str, steps: int, output_dir: Path, overrides=()):
     """The composed training config of one variant, writing into ``output_dir``."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"experiment={experiment}", f"data={data}", "logger=none", f"trainer.steps={steps}",
-            f"trainer.val_every={steps}", f"trainer.save_every={steps}",
-            *overrides,
-        ])
+    cfg = compose([f"experiment={experiment}", f"data={data}", "logger=none", f"trainer.steps={steps}",
+                   f"trainer.val_every={steps}", f"trainer.save_every={steps}", *overrides], "train")
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
