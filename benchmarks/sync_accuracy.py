@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from _timing import RECORD_HELP, recorded_output  # noqa: E402
 from experiments import sync  # noqa: E402
+from experiments.sync.dtw import block_mean  # noqa: E402
 from experiments.data import corpus as corpus_lib  # noqa: E402
 from experiments.data.performance import render_version  # noqa: E402
 from experiments.data.score import resolve_corpus_paths  # noqa: E402
@@ -130,7 +131,7 @@ def _align_child(npz: str, rate_hz: float, multiscale: bool) -> None:
     x, y = data["x0"], data["x1"]
     factor = int(round(20.0 / rate_hz))  # features were saved at 20 Hz
     if factor > 1:
-        x, y = sync._block_mean(x, factor), sync._block_mean(y, factor)
+        x, y = block_mean(x, factor), block_mean(y, factor)
     # 1 Hz coarse level: a 20-minute pair is then a ~1200 x 1200 coarse table.
     config = sync.SyncConfig(rate_hz=rate_hz, multiscale=multiscale, coarse_rate_hz=1.0, tile_frames=400)
     baseline = _peak_rss_mib()

@@ -146,7 +146,7 @@ class TestCommandLine:
 
     def test_unwritable_out_refused_before_any_work(self, good_wav, tmp_path, capsys, monkeypatch):
         (tmp_path / "a_file").write_text("")
-        monkeypatch.setattr(sync, "align", lambda *a, **k: pytest.fail("aligned before checking --out"))
+        monkeypatch.setattr(sync.cli, "align", lambda *a, **k: pytest.fail("aligned before checking --out"))
         assert sync.main([str(good_wav), str(good_wav), "--out", str(tmp_path / "a_file" / "out")]) == 2
         assert "cannot write to --out" in capsys.readouterr().err
 
@@ -185,7 +185,7 @@ class TestPairs:
     def test_a_rerun_skips_the_pairs_already_done(self, folder, monkeypatch):
         args = ["--pairs", str(folder / "pairs.csv"), "--out", str(folder / "out"), "--rate", "10"]
         sync.main(args)
-        monkeypatch.setattr(sync, "align", lambda *a, **k: pytest.fail("aligned a pair done before"))
+        monkeypatch.setattr(sync.cli, "align", lambda *a, **k: pytest.fail("aligned a pair done before"))
         assert sync.main(args) == 1  # the missing file still fails, without stopping the others
         rows = list(csv.DictReader((folder / "out" / "summary.csv").open()))
         assert [r["status"] for r in rows][::2] == ["done before", "done before"]

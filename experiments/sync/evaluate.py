@@ -1,0 +1,86 @@
+"""Beat errors of a warping path against ground truth, and over every pair of a corpus."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Mapping
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from experiments import timebase
+from experiments.sync.dtw import align, linear_path
+from experiments.sync.config import SyncConfig
+from experiments.sync.features import audio_chroma, sync_score_audio
+
+__all__ = ["beat_error_stats", "beat_errors", "corpus_beat_errors", "warp_times"]
+
+
+def warp_times(times_a: np.ndarray, path: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Map times of A (seconds) to times of B along a warping path.
+
+    Where the path runs horizontally (one frame of A to several of B) the mean
+    B position is used; in between, linear interpolation.
+    """
+    a, inverse = np.unique(path[:, 0], return_inverse=True)
+    b = np.bincount(inverse, weights=path[:, 1]) / np.bincount(inverse)
+    return timebase.frames_to_seconds(
+        np.interp(timebase.seconds_to_frames(times_a, rate_hz, rounding="none"), a, b), rate_hz)
+
+
+def beat_errors(path: np.ndarray, rate_hz: float, beats_a_s: np.ndarray, beats_b_s: np.ndarray) -> np.ndarray:
+    """Absolute errors in seconds: ``|warp(beat in A) - beat in B|`` for corresponding beats."""
+    beats_a_s, beats_b_s = np.asarray(beats_a_s), np.asarray(beats_b_s)
+    if beats_a_s.shape != beats_b_s.shape:
+        raise ValueError(f"beat lists differ in length: {beats_a_s.shape} vs {beats_b_s.shape}")
+    return np.abs(warp_times(beats_a_s, path, rate_hz) - beats_b_s)
+
+
+def beat_error_stats(errors_s: np.ndarray) -> dict[str, float]:
+    """Mean/median absolute error in ms and percent of beats within 50/100/200 ms."""
+    errors_ms = 1000.0 * np.asarray(errors_s, dtype=np.float64)
+    stats = {"mean_ms": float(np.mean(errors_ms)), "median_ms": float(np.median(errors_ms))}
+    for tolerance in (50, 100, 200):
+        stats[f"within_{tolerance}ms_pct"] = float(100.0 * np.mean(errors_ms <= tolerance))
+    return stats
+
+
+def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: bool = False
+                       ) -> dict[str, np.ndarray]:
+    """Beat errors (seconds) of every method on every pair of versions of each piece.
+
+    Args:
+      corpus: an :class:`experiments.data.Corpus`.
+      configs: method name -> synchronization config; all must share ``rate_hz``.
+      progress: show a progress bar over the pairs.
+
+    Returns:
+      method name -> all beat errors, plus ``"linear (diagonal)"``, the
+      baseline that stretches one version linearly onto the other, and
+      ``"score-audio"`` (each version against its score, first config).
+    """
+    rates = {config.rate_hz for config in configs.values()}
+    if len(rates) != 1:
+        raise ValueError(f"`configs` must share one rate_hz, got {sorted(rates)}")
+    rate_hz = rates.pop()
+    pairs = [pair for piece_id in corpus.pieces for pair in itertools.combinations(corpus.versions_of(piece_id), 2)]
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in [*configs, "linear (diagonal)", "score-audio"]}
+    chroma_cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def chroma(version, config):
+        key = (version.version_id, config.feature)
+        if key not in chroma_cache:
+            chroma_cache[key] = audio_chroma(version.load_audio(), version.sample_rate, config)
+        return chroma_cache[key]
+
+    for a, b in tqdm(pairs, desc="synchronizing version pairs", disable=not progress):
+        for name, config in configs.items():
+            x, y = chroma(a, config), chroma(b, config)
+            errors[name].append(beat_errors(align(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
+        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x), len(y)), rate_hz, a.beats_s, b.beats_s))
+    first = next(iter(configs.values()))
+    for v in corpus.versions:
+        piece = corpus.pieces[v.piece_id]
+        result = sync_score_audio(piece, v.load_audio(), v.sample_rate, first)
+        errors["score-audio"].append(beat_errors(result.path, rate_hz, piece.beats_q * 60 / piece.qpm, v.beats_s))
+    return {name: np.concatenate(errs) for name, errs in errors.items()}
