@@ -11,10 +11,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from experiments import features, timebase
-from experiments.sync.dtw import align, block_mean
+from experiments.sync.dtw import CHROMA, align, block_mean
 from experiments.sync.config import SyncConfig, default_config, path_to_seconds
-from experiments.sync.features import audio_chroma, score_events
+from experiments.sync.features import Prepared, prepare_audio, prepare_score, score_events
 
 __all__ = ["SyncInputError", "main", "plot_alignment", "positive_number", "synchronize_files",
            "synchronize_pairs", "write_times_csv"]
@@ -33,8 +32,9 @@ class SyncInputError(ValueError):
     """A problem with the user's input, reported in one line without a traceback."""
 
 
-def _features_of(path: Path, sr: int, config: SyncConfig, quantized_midi: bool = False) -> tuple[np.ndarray, str]:
-    """Chroma of a score's notes or of audio, ``(T, 12)`` at ``config.rate_hz``, and "score" or "audio".
+def _prepared(path: Path, sr: int, config: SyncConfig, quantized_midi: bool = False) -> tuple[Prepared, str]:
+    """Synchronization features of a score's notes or of audio at ``config.rate_hz`` with their active frames,
+    and "score" or "audio".
 
     Raises:
       SyncInputError: an unreadable or empty file, or one shorter than ``MIN_SECONDS``.
@@ -53,9 +53,8 @@ def _features_of(path: Path, sr: int, config: SyncConfig, quantized_midi: bool =
     if seconds < MIN_SECONDS:  # checked before any analysis window meets a too short signal
         raise SyncInputError(f"{path} is {seconds:.2f} s long; synchronization needs at least {MIN_SECONDS:g} s")
     if _is_score(path):
-        n_frames = timebase.num_frames(seconds, config.rate_hz)
-        return features.notes_to_chroma(score_events(piece), config.rate_hz, n_frames), "score"
-    return audio_chroma(audio, sr, config), "audio"
+        return prepare_score(score_events(piece), seconds, config), "score"
+    return prepare_audio(audio, sr, config), "audio"
 
 
 def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: float, out_png: Path,
@@ -67,7 +66,7 @@ def plot_alignment(x: np.ndarray, y: np.ndarray, path: np.ndarray, rate_hz: floa
     import matplotlib.pyplot as plt
 
     factor = max(1, -(-max(len(x), len(y)) // max_side))
-    xs, ys = block_mean(x, factor), block_mean(y, factor)
+    xs, ys = block_mean(x[:, :CHROMA], factor), block_mean(y[:, :CHROMA], factor)
     xs = xs / np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-8)
     ys = ys / np.maximum(np.linalg.norm(ys, axis=1, keepdims=True), 1e-8)
     cost = 1.0 - xs @ ys.T
@@ -132,12 +131,12 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
       SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
     """
     _writable_folder(out)
-    x, kind_a = _features_of(a, sample_rate, config, quantized_midi)
-    y, kind_b = _features_of(b, sample_rate, config, quantized_midi)
+    (x, active_x), kind_a = _prepared(a, sample_rate, config, quantized_midi)
+    (y, active_y), kind_b = _prepared(b, sample_rate, config, quantized_midi)
     if multiscale is None:
         multiscale = len(x) * len(y) > auto_cells
     config = dataclasses.replace(config, multiscale=multiscale)
-    result = align(x, y, config)
+    result = align(x, y, config, active_x=active_x, active_y=active_y)
     write_times_csv(out / "sync.csv", result.times(), (a.stem, b.stem))
     plot_alignment(x, y, result.path, config.rate_hz, out / "sync.png", labels=(a.name, b.name))
     summary = {"a": str(a), "b": str(b), "kinds": [kind_a, kind_b], "frames": [len(x), len(y)],

@@ -26,16 +26,22 @@ class SyncConfig:
         be an integer multiple).
       band_radius_s: half-width in seconds of the band around the projected coarse path.
       tile_frames: tile size of the fine level in frames (see module docstring).
+      onset_weight: weight of the DLNCO onset features next to chroma in the cost (0: chroma only;
+        see :func:`experiments.sync.dtw.sync_cost`).
+      silence_db: audio quieter than its loudest frame minus this many dB, before the first and
+        after the last louder frame, is silence, mapped linearly instead of aligned (0: off).
     """
 
     feature: str = "chroma_cqt"
-    rate_hz: float = 20.0
+    rate_hz: float = 50.0
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     log_compression: float = 100.0
     multiscale: bool = False
     coarse_rate_hz: float = 2.0
     band_radius_s: float = 2.0
     tile_frames: int = 400
+    onset_weight: float = 0.5
+    silence_db: float = 30.0
 
 
 def default_config() -> SyncConfig:

@@ -8,16 +8,28 @@ import numpy as np
 
 from experiments.sync.config import SyncConfig, SyncResult
 
-__all__ = ["align", "block_mean", "linear_path", "multiscale_path", "sync_features"]
+__all__ = ["align", "block_mean", "linear_path", "multiscale_path", "sync_cost", "sync_features"]
 
+CHROMA = 12  # the first columns of a feature row; any further ones are onset features
 # Cost matrices are padded to multiples of this size so the DTW kernel compiles once per bucket.
 _TILE_BUCKET = 128
 
 
-def _cosine_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def sync_cost(x: np.ndarray, y: np.ndarray, onset_weight: float = 0.0) -> np.ndarray:
+    """``(N, M)`` cost of feature rows laid out as :mod:`experiments.sync.features` makes them.
+
+    The cosine distance of the chroma columns (the first 12), plus ``onset_weight`` times the
+    Euclidean distance of the DLNCO columns (the next 12) where there are any: the harmony, and
+    where the notes start (Ewert, Müller & Grosche 2009).
+    """
     import sdtw
 
-    return np.asarray(sdtw.costs.cosine(np.asarray(x, np.float32), np.asarray(y, np.float32)))
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    cost = np.asarray(sdtw.costs.cosine(x[:, :CHROMA], y[:, :CHROMA]))
+    if onset_weight and x.shape[1] > CHROMA:
+        squared = np.asarray(sdtw.costs.squared_euclidean(x[:, CHROMA:], y[:, CHROMA:]))
+        cost = cost + onset_weight * np.sqrt(np.maximum(squared, 0.0))
+    return cost
 
 
 def _bucket(size: int) -> int:
@@ -43,15 +55,16 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
     return np.asarray(sdtw.dtw_path(padded, **options), dtype=np.int64)
 
 
-def sync_features(x: np.ndarray, y: np.ndarray, *, weights=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """Full-resolution DTW path between feature sequences ``x`` (N, D) and ``y`` (M, D).
+def sync_features(x: np.ndarray, y: np.ndarray, *, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0
+                  ) -> np.ndarray:
+    """Full-resolution DTW path between feature sequences ``x`` (N, D) and ``y`` (M, D) (cost: :func:`sync_cost`).
 
     Allocates the whole (N, M) cost matrix: use :func:`multiscale_path` for long inputs.
 
     Returns:
       ``(L, 2)`` int path of (row of x, row of y).
     """
-    return _dtw_path(_cosine_cost(x, y), weights)
+    return _dtw_path(sync_cost(x, y, onset_weight), weights)
 
 
 def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
@@ -87,10 +100,10 @@ def _guide_points(coarse: np.ndarray, factor: int, n: int, m: int) -> np.ndarray
     return np.maximum.accumulate(points, axis=0)
 
 
-def _solve_tile(x, y, start, end, lo, hi, weights) -> np.ndarray:
+def _solve_tile(x, y, start, end, lo, hi, weights, onset_weight) -> np.ndarray:
     """DTW path from ``start`` to ``end`` (inclusive, fine frames) inside the band."""
     (n0, m0), (n1, m1) = start, end
-    cost = _cosine_cost(x[n0:n1 + 1], y[m0:m1 + 1])
+    cost = sync_cost(x[n0:n1 + 1], y[m0:m1 + 1], onset_weight)
     columns = np.arange(m0, m1 + 1)[None, :]
     mask = (columns >= lo[n0:n1 + 1, None]) & (columns <= hi[n0:n1 + 1, None])
     mask[0, 0] = mask[-1, -1] = True
@@ -98,7 +111,8 @@ def _solve_tile(x, y, start, end, lo, hi, weights) -> np.ndarray:
 
 
 def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
-                    tile_frames: int = 400, weights=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, int]:
+                    tile_frames: int = 400, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0
+                    ) -> tuple[np.ndarray, int]:
     """Memory-bounded DTW path between ``x`` (N, D) and ``y`` (M, D).
 
     Args:
@@ -107,12 +121,14 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
       radius: band half-width in fine frames.
       tile_frames: tile size in fine frames (memory ~ (2 * tile_frames)^2 cells at most).
       weights: DTW step weights.
+      onset_weight: weight of the onset features at the fine level (:func:`sync_cost`); the coarse
+        level compares block-averaged chroma only, as onsets do not survive averaging.
 
     Returns:
       ``(path, cells)``: the ``(L, 2)`` fine path and the number of cost cells evaluated.
     """
     n, m = len(x), len(y)
-    xc, yc = block_mean(x, factor), block_mean(y, factor)
+    xc, yc = block_mean(x[:, :CHROMA], factor), block_mean(y[:, :CHROMA], factor)
     coarse = sync_features(xc, yc, weights=weights)
     cells = len(xc) * len(yc)
     lo, hi = _band_from_coarse(coarse, factor, radius, n, m)
@@ -125,7 +141,7 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
         ahead = np.nonzero(guide_diagonal >= d0 + 2 * tile_frames)[0]
         last = len(ahead) == 0 or n + m - 2 - d0 <= 3 * tile_frames
         end = np.asarray([n - 1, m - 1]) if last else np.maximum(guide[ahead[0]], position)
-        tile = _solve_tile(x, y, position, end, lo, hi, weights)
+        tile = _solve_tile(x, y, position, end, lo, hi, weights, onset_weight)
         cells += int((end[0] - position[0] + 1) * (end[1] - position[1] + 1))
         if last:
             pieces.append(tile)
@@ -144,17 +160,39 @@ def linear_path(n: int, m: int) -> np.ndarray:
     return np.stack([a, b], axis=1)
 
 
-def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig()) -> SyncResult:
-    """Align two feature sequences at ``config.rate_hz`` (full or multiscale)."""
+def _segment(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Linear path from ``start`` to ``stop`` (frames, both included)."""
+    return linear_path(int(stop[0] - start[0]) + 1, int(stop[1] - start[1]) + 1) + start
+
+
+def _core_path(x: np.ndarray, y: np.ndarray, config: SyncConfig) -> tuple[np.ndarray, int]:
+    if not config.multiscale:
+        return sync_features(x, y, weights=config.weights, onset_weight=config.onset_weight), len(x) * len(y)
+    factor = int(round(config.rate_hz / config.coarse_rate_hz))
+    if factor < 1 or abs(factor * config.coarse_rate_hz - config.rate_hz) > 1e-6:
+        raise ValueError(f"rate_hz={config.rate_hz} must be an integer multiple of "
+                         f"coarse_rate_hz={config.coarse_rate_hz}")
+    radius = max(1, int(round(config.band_radius_s * config.rate_hz)))
+    return multiscale_path(x, y, factor=factor, radius=radius, tile_frames=config.tile_frames,
+                           weights=config.weights, onset_weight=config.onset_weight)
+
+
+def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
+          active_x: tuple[int, int] | None = None, active_y: tuple[int, int] | None = None) -> SyncResult:
+    """Align two feature sequences at ``config.rate_hz`` (full or multiscale).
+
+    ``active_x`` and ``active_y`` (``[start, stop)`` frames, e.g. from
+    :func:`experiments.sync.features.active_frames`) confine DTW to where there is music: the
+    silence before and after is mapped linearly onto the other side's, so a lead-in or a release
+    tail cannot pull the first or last beats.
+    """
     started = time.perf_counter()
-    if config.multiscale:
-        factor = int(round(config.rate_hz / config.coarse_rate_hz))
-        if factor < 1 or abs(factor * config.coarse_rate_hz - config.rate_hz) > 1e-6:
-            raise ValueError(f"rate_hz={config.rate_hz} must be an integer multiple of "
-                             f"coarse_rate_hz={config.coarse_rate_hz}")
-        radius = max(1, int(round(config.band_radius_s * config.rate_hz)))
-        path, cells = multiscale_path(x, y, factor=factor, radius=radius,
-                                      tile_frames=config.tile_frames, weights=config.weights)
-    else:
-        path, cells = sync_features(x, y, weights=config.weights), len(x) * len(y)
+    n, m = len(x), len(y)
+    (a0, a1), (b0, b1) = active_x or (0, n), active_y or (0, m)
+    if not (0 <= a0 < a1 <= n and 0 <= b0 < b1 <= m):
+        raise ValueError(f"active ranges {(a0, a1)}, {(b0, b1)} do not fit sequences of {n} and {m} frames")
+    core, cells = _core_path(x[a0:a1], y[b0:b1], config)
+    first, last = np.asarray([a0, b0]), np.asarray([a1 - 1, b1 - 1])
+    path = np.concatenate([_segment(np.zeros(2, np.int64), first)[:-1], core + first,
+                           _segment(last, np.asarray([n - 1, m - 1]))[1:]])
     return SyncResult(path, config.rate_hz, time.perf_counter() - started, cells)

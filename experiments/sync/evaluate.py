@@ -9,9 +9,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments import timebase
-from experiments.sync.dtw import align, linear_path
+from experiments.sync.dtw import linear_path
 from experiments.sync.config import SyncConfig
-from experiments.sync.features import audio_chroma, sync_score_audio
+from experiments.sync.features import align_prepared, prepare_audio, sync_score_audio
 
 __all__ = ["beat_error_stats", "beat_errors", "corpus_beat_errors", "warp_times"]
 
@@ -65,19 +65,21 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: b
     rate_hz = rates.pop()
     pairs = [pair for piece_id in corpus.pieces for pair in itertools.combinations(corpus.versions_of(piece_id), 2)]
     errors: dict[str, list[np.ndarray]] = {name: [] for name in [*configs, "linear (diagonal)", "score-audio"]}
-    chroma_cache: dict[tuple[str, str], np.ndarray] = {}
+    prepared: dict[tuple, tuple] = {}
 
-    def chroma(version, config):
-        key = (version.version_id, config.feature)
-        if key not in chroma_cache:
-            chroma_cache[key] = audio_chroma(version.load_audio(), version.sample_rate, config)
-        return chroma_cache[key]
+    def prepare(version, config):
+        key = (version.version_id, config.feature, config.log_compression, bool(config.onset_weight),
+               config.silence_db)
+        if key not in prepared:
+            prepared[key] = prepare_audio(version.load_audio(), version.sample_rate, config)
+        return prepared[key]
 
     for a, b in tqdm(pairs, desc="synchronizing version pairs", disable=not progress):
         for name, config in configs.items():
-            x, y = chroma(a, config), chroma(b, config)
-            errors[name].append(beat_errors(align(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
-        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x), len(y)), rate_hz, a.beats_s, b.beats_s))
+            x, y = prepare(a, config), prepare(b, config)
+            errors[name].append(beat_errors(align_prepared(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
+        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x[0]), len(y[0])), rate_hz, a.beats_s,
+                                                       b.beats_s))
     first = next(iter(configs.values()))
     for v in corpus.versions:
         piece = corpus.pieces[v.piece_id]

@@ -1,15 +1,43 @@
-"""Features for synchronization: compressed chroma of audio, chroma of a score's notes."""
+"""Features for synchronization: chroma for the harmony, DLNCO for where notes start.
+
+A feature row is 12 chroma values, followed by 12 DLNCO values when ``config.onset_weight > 0``
+(the layout :func:`experiments.sync.dtw.sync_cost` reads).
+
+DLNCO (decaying locally adaptive normalized chroma onsets; Ewert, Müller & Grosche, ICASSP 2009):
+the energy of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts;
+the peaks of that rise, log-compressed, are summed per pitch class into chroma onsets at the
+feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
+passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
+that a cost between two versions rewards onsets that are close, not only those that coincide.
+A score gives the same features from its note starts.
+"""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from experiments import features, timebase
 from experiments.data.types import NoteEvent, Piece
-from experiments.sync.dtw import align
 from experiments.sync.config import SyncConfig, SyncResult
+from experiments.sync.dtw import align
 
-__all__ = ["audio_chroma", "compress_chroma", "score_events", "sync_audio", "sync_score_audio"]
+__all__ = ["active_frames", "audio_chroma", "audio_onsets", "audio_sync_features", "chroma_onsets",
+           "align_prepared", "compress_chroma", "decaying_chroma", "dlnco", "pitch_onsets", "prepare_audio",
+           "prepare_score", "score_active_frames", "score_events",
+           "score_onsets", "score_sync_features", "sync_audio", "sync_score_audio"]
+
+LOWEST_MIDI = 24          # C1; with 84 semitones up to B7
+N_SEMITONES = 84
+ONSET_HOP = 128           # samples of the semitone energy (5.8 ms at 22.05 kHz)
+ONSET_GAMMA = 1e4         # log compression of onset strengths (relative to the strongest)
+LOCAL_NORM_S = 0.8        # window of the local normalization
+LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
+DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
+SCORE_DECAY_S = 2.0       # time constant of a held note in a score's chroma
+SCORE_RELEASE_S = 0.2     # ... and after its end
 
 
 def compress_chroma(chroma: np.ndarray, gamma: float) -> np.ndarray:
@@ -39,10 +67,148 @@ def audio_chroma(audio: np.ndarray, sr: int, config: SyncConfig = None) -> np.nd
     return compress_chroma(chroma, config.log_compression)
 
 
+def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Note-start candidates of every semitone: ``(times_s, midi_pitches, strengths)``, each ``(K,)``.
+
+    A candidate is a peak of the half-wave rectified rise of a semitone's energy that is at
+    least 2/3 of the largest rise of that semitone within ``window_s`` (Ewert et al. 2009 use
+    the same local threshold); strengths are relative to the strongest rise of the recording.
+    """
+    import librosa
+
+    energy = np.abs(librosa.cqt(audio, sr=sr, hop_length=hop, fmin=librosa.midi_to_hz(LOWEST_MIDI),
+                                n_bins=N_SEMITONES, bins_per_octave=12)) ** 2          # (P, T)
+    rise = np.maximum(np.diff(energy, axis=1, prepend=energy[:, :1]), 0.0)
+    rise /= max(float(rise.max()), 1e-20)
+    window = max(3, int(round(window_s * sr / hop)))
+    is_peak = (rise == maximum_filter1d(rise, size=5, axis=1)) & (rise > 0)
+    is_strong = rise >= (2.0 / 3.0) * maximum_filter1d(rise, size=window, axis=1)
+    semitones, frames = np.nonzero(is_peak & is_strong)
+    return frames * hop / sr, semitones + LOWEST_MIDI, rise[semitones, frames]
+
+
+def chroma_onsets(times_s: np.ndarray, pitches: np.ndarray, strengths: np.ndarray, rate_hz: float,
+                  n_frames: int, *, gamma: float = ONSET_GAMMA) -> np.ndarray:
+    """``(n_frames, 12)``: ``log(1 + gamma * strength)`` of the onsets summed per frame and pitch class."""
+    out = np.zeros((n_frames, 12))
+    frames = np.clip(np.round(np.asarray(times_s) * rate_hz).astype(np.int64), 0, max(n_frames - 1, 0))
+    np.add.at(out, (frames, np.asarray(pitches, np.int64) % 12), np.log1p(gamma * np.asarray(strengths, float)))
+    return out
+
+
+def dlnco(onsets: np.ndarray, rate_hz: float, *, local_norm_s: float = LOCAL_NORM_S,
+          floor: float = LOCAL_NORM_FLOOR, decay: np.ndarray = DECAY) -> np.ndarray:
+    """Chroma onsets ``(T, 12)`` -> DLNCO ``(T, 12)`` float32: locally normalized, then decaying."""
+    norms = np.linalg.norm(onsets, axis=1)
+    size = 2 * int(local_norm_s * rate_hz / 2) + 1
+    local = np.maximum(maximum_filter1d(norms, size=size, mode="constant"), floor)
+    normalized = onsets / local[:, None]
+    out = normalized.copy()
+    for lag, weight in enumerate(decay[1:], start=1):
+        out[lag:] = np.maximum(out[lag:], weight * normalized[:-lag])
+    return out.astype(np.float32)
+
+
+def audio_onsets(audio: np.ndarray, sr: int, rate_hz: float, n_frames: int) -> np.ndarray:
+    """DLNCO ``(n_frames, 12)`` of a recording at ``rate_hz``."""
+    return dlnco(chroma_onsets(*pitch_onsets(audio, sr), rate_hz, n_frames), rate_hz)
+
+
+def score_onsets(events: Sequence[NoteEvent], rate_hz: float, n_frames: int) -> np.ndarray:
+    """DLNCO ``(n_frames, 12)`` of notes: every note start is an onset of strength ``velocity ** 2``."""
+    times = np.asarray([e.onset_s for e in events])
+    pitches = np.asarray([e.pitch for e in events], np.int64)
+    strengths = np.asarray([float(e.velocity) ** 2 for e in events])
+    return dlnco(chroma_onsets(times, pitches, strengths, rate_hz, n_frames), rate_hz)
+
+
+def audio_sync_features(audio: np.ndarray, sr: int, config: SyncConfig) -> np.ndarray:
+    """``(T, 12)`` chroma, or ``(T, 24)`` chroma and DLNCO when ``config.onset_weight > 0``."""
+    chroma = audio_chroma(audio, sr, config)
+    if not config.onset_weight:
+        return chroma
+    return np.concatenate([chroma, audio_onsets(audio, sr, config.rate_hz, len(chroma))], axis=1)
+
+
+def decaying_chroma(events: Sequence[NoteEvent], rate_hz: float, n_frames: int, *, decay_s: float = SCORE_DECAY_S,
+                    release_s: float = SCORE_RELEASE_S) -> np.ndarray:
+    """Chroma ``(n_frames, 12)`` of notes as they sound: each note starts at 1, decays with time
+    constant ``decay_s`` while held and with ``release_s`` after its end (cut at 3 ``release_s``).
+
+    On/off chroma of a score stops where a recording still rings (release, reverb) and weighs a
+    held note like a fresh one; a score aligned with it came out late by tens of milliseconds.
+    """
+    chroma = np.zeros((n_frames, 12), np.float32)
+    times = timebase.frame_times(n_frames, rate_hz)
+    for note in events:
+        start = int(np.searchsorted(times, note.onset_s - 0.5 / rate_hz))
+        stop = int(np.searchsorted(times, note.offset_s + 3.0 * release_s, side="right"))
+        t = times[start:stop]
+        envelope = np.exp(-(t - note.onset_s).clip(0) / decay_s - (t - note.offset_s).clip(0) / release_s)
+        column = chroma[start:stop, note.pitch % 12]
+        np.maximum(column, envelope, out=column)
+    return chroma
+
+
+def score_sync_features(events: Sequence[NoteEvent], seconds: float, config: SyncConfig) -> np.ndarray:
+    """The score-side counterpart of :func:`audio_sync_features`, from notes in seconds:
+    :func:`decaying_chroma` (and :func:`score_onsets` when ``config.onset_weight > 0``)."""
+    n_frames = timebase.num_frames(seconds, config.rate_hz)
+    chroma = decaying_chroma(events, config.rate_hz, n_frames)
+    if not config.onset_weight:
+        return chroma
+    return np.concatenate([chroma, score_onsets(events, config.rate_hz, n_frames)], axis=1)
+
+
+def active_frames(audio: np.ndarray, sr: int, rate_hz: float, n_frames: int, silence_db: float
+                  ) -> tuple[int, int]:
+    """``[start, stop)``: from the first to the last frame louder than the loudest minus ``silence_db``
+    (RMS over 46 ms); the whole sequence when ``silence_db <= 0`` or nothing is that loud."""
+    import librosa
+
+    if silence_db <= 0:
+        return 0, n_frames
+    hop = 256
+    rms = librosa.feature.rms(y=audio, frame_length=1024, hop_length=hop)[0]
+    level = timebase.resample_frames(20.0 * np.log10(rms + 1e-10)[:, None], sr / hop, rate_hz, n_frames)[:, 0]
+    loud = np.nonzero(level > level.max() - silence_db)[0]
+    return (int(loud[0]), int(loud[-1]) + 1) if len(loud) else (0, n_frames)
+
+
+def score_active_frames(events: Sequence[NoteEvent], rate_hz: float, n_frames: int) -> tuple[int, int]:
+    """``[start, stop)``: from the frame of the first note start to that of the last note end."""
+    if not events:
+        return 0, n_frames
+    start = int(round(min(e.onset_s for e in events) * rate_hz))
+    stop = int(round(max(e.offset_s for e in events) * rate_hz)) + 1
+    return min(start, n_frames - 1), min(max(stop, start + 1), n_frames)
+
+
+Prepared = tuple[np.ndarray, tuple[int, int]]  # features and their active [start, stop) frames
+
+
+def prepare_audio(audio: np.ndarray, sr: int, config: SyncConfig) -> Prepared:
+    """What :func:`~experiments.sync.dtw.align` needs of a recording: features and where it is not silent."""
+    x = audio_sync_features(audio, sr, config)
+    return x, active_frames(audio, sr, config.rate_hz, len(x), config.silence_db)
+
+
+def prepare_score(events: Sequence[NoteEvent], seconds: float, config: SyncConfig) -> Prepared:
+    """What :func:`~experiments.sync.dtw.align` needs of a score: features and the span of its notes."""
+    x = score_sync_features(events, seconds, config)
+    return x, score_active_frames(events, config.rate_hz, len(x))
+
+
+def align_prepared(a: Prepared, b: Prepared, config: SyncConfig) -> SyncResult:
+    """:func:`~experiments.sync.dtw.align` of two prepared sequences."""
+    return align(a[0], b[0], config, active_x=a[1], active_y=b[1])
+
+
 def sync_audio(audio_a: np.ndarray, audio_b: np.ndarray, sr: int,
                config: SyncConfig = SyncConfig()) -> SyncResult:
-    """Synchronize two recordings (mono float arrays at ``sr`` Hz)."""
-    return align(audio_chroma(audio_a, sr, config), audio_chroma(audio_b, sr, config), config)
+    """Synchronize two recordings (mono float arrays at ``sr`` Hz), each trimmed of silence."""
+    return align_prepared(prepare_audio(audio_a, sr, config), prepare_audio(audio_b, sr, config), config)
 
 
 def score_events(piece: Piece, qpm: float | None = None) -> list[NoteEvent]:
@@ -56,11 +222,8 @@ def sync_score_audio(piece: Piece, audio: np.ndarray, sr: int,
                      config: SyncConfig = SyncConfig()) -> SyncResult:
     """Synchronize a score (sequence A, at its nominal tempo) with a recording (B).
 
-    The score side is the binary chroma of its notes (:func:`features.notes_to_chroma`);
-    path times on the A axis are score seconds at ``piece.qpm`` (score quarter
-    = seconds * qpm / 60).
+    The score side is :func:`score_sync_features` of its notes; path times on the A axis are
+    score seconds at ``piece.qpm`` (score quarter = seconds * qpm / 60).
     """
-    events = score_events(piece)
-    score_chroma = features.notes_to_chroma(events, config.rate_hz,
-                                            timebase.num_frames(piece.end_q * 60.0 / piece.qpm, config.rate_hz))
-    return align(score_chroma, audio_chroma(audio, sr, config), config)
+    score = prepare_score(score_events(piece), piece.end_q * 60.0 / piece.qpm, config)
+    return align_prepared(score, prepare_audio(audio, sr, config), config)

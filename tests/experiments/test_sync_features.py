@@ -1,0 +1,94 @@
+"""Onset features (DLNCO), silence trimming and the score's decaying chroma, against exact note times."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from experiments import sync
+from experiments.data import synth
+from experiments.data.types import NoteEvent
+from experiments.sync import features as sync_features
+
+SR = 22050
+RATE = 50.0
+# A C-major arpeggio on the piano, then a held chord: onsets we know to the sample.
+NOTES = [NoteEvent(0.5, 0.9, 60, 0), NoteEvent(0.9, 1.3, 64, 0), NoteEvent(1.3, 1.7, 67, 0),
+         NoteEvent(1.7, 3.0, 69, 0), NoteEvent(1.7, 3.0, 62, 0)]
+
+
+@pytest.fixture(scope="module")
+def arpeggio():
+    return synth.render_notes(NOTES, ["piano"], SR, duration_s=4.0).astype(np.float32)
+
+
+def test_audio_onsets_fall_on_the_note_starts(arpeggio):
+    onsets = sync_features.audio_onsets(arpeggio, SR, RATE, int(4.0 * RATE) + 1)
+    for note in NOTES:
+        frame = int(round(note.onset_s * RATE))
+        window = onsets[frame - 2:frame + 3, note.pitch % 12]
+        assert window.max() > 0.15, f"no onset of pitch class {note.pitch % 12} at {note.onset_s} s"
+    assert onsets[:int(0.5 * RATE) - 2].max() < 0.01  # nothing before the first note
+    between = onsets[int(1.12 * RATE):int(1.3 * RATE) - 2]  # after the second onset has decayed, before the third
+    assert between.max() < 0.1
+
+
+def test_dlnco_decays_and_is_locally_normalized():
+    onsets = np.zeros((60, 12))
+    onsets[10, 4] = 3.0
+    onsets[40, 7] = 0.3  # a soft onset far away weighs as much after the local normalization
+    out = sync_features.dlnco(onsets, RATE)
+    np.testing.assert_allclose(out[10:20, 4], np.sqrt(1.0 / np.arange(1, 11)), rtol=1e-6)
+    assert out[20, 4] == 0 and out[9, 4] == 0
+    np.testing.assert_allclose(out[40, 7], 1.0, rtol=1e-6)
+    floor = sync_features.LOCAL_NORM_FLOOR  # near silence, onsets are divided by the floor instead
+    np.testing.assert_allclose(sync_features.dlnco(onsets * 1e-2, RATE)[10, 4], 0.03 / floor, rtol=1e-6)
+
+
+def test_score_onsets_and_decaying_chroma():
+    n = int(4.0 * RATE) + 1
+    onsets = sync_features.score_onsets(NOTES, RATE, n)
+    assert onsets[int(0.9 * RATE), 4] == pytest.approx(1.0) and onsets[int(0.9 * RATE) - 1, 4] == 0
+    chroma = sync_features.decaying_chroma(NOTES, RATE, n)
+    held = chroma[int(1.7 * RATE):int(3.0 * RATE), 9]
+    assert held[0] == pytest.approx(1.0) and np.all(np.diff(held) < 0)  # decays while held ...
+    assert held[-1] == pytest.approx(np.exp(-(1.3 - 1 / RATE) / 2.0), rel=1e-3)
+    after = chroma[int(3.0 * RATE) + 10, 9]  # ... and faster after the end
+    assert 0 < after < held[-1] * np.exp(-0.2 / 0.2) * 1.01
+    assert chroma[int(3.0 * RATE) + 31:, 9].max() == 0  # cut 3 release times after the end
+
+
+def test_silence_is_trimmed_and_mapped_linearly(arpeggio):
+    padded = np.concatenate([np.zeros(2 * SR, np.float32), arpeggio, np.zeros(3 * SR, np.float32)])
+    n = int(len(padded) / SR * RATE) + 1
+    start, stop = sync_features.active_frames(padded, SR, RATE, n, silence_db=30.0)
+    assert abs(start / RATE - 2.5) < 0.05  # the first note, 2 s of silence + 0.5 s in
+    assert 2.0 + 3.0 < stop / RATE < 2.0 + 4.0 + 0.5  # the chord's release ends before the appended silence
+    assert sync_features.active_frames(padded, SR, RATE, n, silence_db=0) == (0, n)
+
+
+def test_a_long_lead_in_and_tail_do_not_pull_the_first_and_last_notes(arpeggio):
+    """The same performance with 0.2 s and 2.5 s of silence before it and 4 s after the second one."""
+    config = sync.SyncConfig()
+    early = np.concatenate([np.zeros(int(0.2 * SR), np.float32), arpeggio])
+    late = np.concatenate([np.zeros(int(2.5 * SR), np.float32), arpeggio, np.zeros(4 * SR, np.float32)])
+    onsets = np.asarray([note.onset_s for note in NOTES])
+    for silence_db, tolerance in ((30.0, 0.03), (0.0, None)):
+        result = sync.sync_audio(early, late, SR, dataclasses.replace(config, silence_db=silence_db))
+        errors = np.abs(sync.warp_times(onsets + 0.2, result.path, RATE) - (onsets + 2.5))
+        if tolerance is not None:
+            assert errors.max() <= tolerance, errors
+    assert config.silence_db > 0 and config.onset_weight > 0  # the defaults use both
+
+
+def test_score_audio_with_onsets_and_trimming_is_close(tiny_corpus):
+    """Every version of the tiny corpus against its score, with the default features."""
+    errors = []
+    for version in tiny_corpus.versions:
+        piece = tiny_corpus.pieces[version.piece_id]
+        result = sync.sync_score_audio(piece, version.load_audio(), SR, sync.SyncConfig())
+        errors.append(sync.beat_errors(result.path, RATE, piece.beats_q * 60.0 / piece.qpm, version.beats_s))
+    stats = sync.beat_error_stats(np.concatenate(errors))
+    assert stats["within_50ms_pct"] >= 80.0 and stats["mean_ms"] < 60.0, stats
