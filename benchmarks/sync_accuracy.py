@@ -1,23 +1,29 @@
-"""Corpus size/build time, synchronization accuracy, and the cost of a 20-minute pair.
+"""Corpus size/build time, synchronization accuracy beside the Sync Toolbox, and the cost of a 20-minute pair.
 
 Prints tables (markdown) of:
   1. the embedded corpus (conf/data/small.yaml): pieces, versions, minutes of audio, build time;
      the full corpus (conf/data/full.yaml) estimated from an evenly spaced subset;
-  2. audio-audio synchronization beat error on every pair of versions of each
-     piece of the small corpus (full resolution vs multiscale vs linear), and
-     score-audio synchronization;
-  3. time and peak memory of multiscale vs full-resolution DTW on a synthetic
+  2. beat errors of this project (the defaults of conf/sync, and the chroma-only 20 Hz pipeline
+     it replaced) and of the Sync Toolbox (MrMsDTW with chroma and DLNCO; `pip install
+     synctoolbox`) on the same pairs: every pair of versions of each piece of the small corpus, and
+     each version against its score, once as rendered by the project's synthesizer and once by
+     FluidSynth with a General-MIDI SoundFont (sampled instruments, release tails; skipped without
+     `fluidsynth` and a SoundFont: `apt-get install fluidsynth fluid-soundfont-gm`);
+  3. audio-audio variants on the project's renders (full resolution vs multiscale vs CENS vs linear);
+  4. time and peak memory of multiscale vs full-resolution DTW on a synthetic
      pair of ~20-minute recordings (concatenated chorales), each alignment in a
      fresh subprocess so that peak RSS is its own.
 
 Usage:
     python benchmarks/sync_accuracy.py [--cache DIR] [--full-subset 12] [--long-minutes 20]
-                                       [--full-rates 5,10] [--skip-long]
+                                       [--full-rates 5,10] [--skip-long] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import resource
@@ -66,12 +72,81 @@ def corpus_table(cache_dir: str, full_subset: int) -> corpus_lib.Corpus:
     return small
 
 
+def _stats_cells(errors_s: np.ndarray) -> str:
+    s = sync.beat_error_stats(errors_s)
+    return (f"{s['within_50ms_pct']:.1f} | {s['within_100ms_pct']:.1f} | {s['mean_ms']:.1f} | "
+            f"{1000 * np.max(errors_s):.0f}")
+
+
+def _ours(corpus, recordings: dict, config: sync.SyncConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(audio-audio, score-audio) beat errors of this project with ``config``."""
+    from experiments.sync.features import align_prepared, prepare_audio, prepare_score
+
+    prepared = {v.version_id: prepare_audio(recordings[v.version_id], v.sample_rate, config) for v in corpus.versions}
+    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)]
+    audio = [sync.beat_errors(align_prepared(prepared[a.version_id], prepared[b.version_id], config).path,
+                              config.rate_hz, a.beats_s, b.beats_s) for a, b in pairs]
+    score = []
+    for v in corpus.versions:
+        piece = corpus.pieces[v.piece_id]
+        notes = prepare_score(sync.score_events(piece), piece.end_q * 60.0 / piece.qpm, config)
+        score.append(sync.beat_errors(align_prepared(notes, prepared[v.version_id], config).path, config.rate_hz,
+                                      piece.beats_q * 60.0 / piece.qpm, v.beats_s))
+    return np.concatenate(audio), np.concatenate(score)
+
+
+def _toolbox(corpus, recordings: dict) -> np.ndarray:
+    """Audio-audio beat errors of the Sync Toolbox's full pipeline."""
+    import _synctoolbox
+
+    features = {v.version_id: _synctoolbox.features(recordings[v.version_id], v.sample_rate) for v in corpus.versions}
+    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)]
+    return np.concatenate([sync.beat_errors(_synctoolbox.path(features[a.version_id], features[b.version_id]),
+                                            _synctoolbox.FEATURE_RATE, a.beats_s, b.beats_s) for a, b in pairs])
+
+
+def toolbox_table(corpus: corpus_lib.Corpus) -> None:
+    """This project beside the Sync Toolbox, on the project's renders and on SoundFont renders."""
+    import _synctoolbox
+    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
+
+    soundfont = find_soundfont()
+    sets = {"project's synthesizer": {v.version_id: v.load_audio() for v in corpus.versions}}
+    if soundfont is not None:
+        sets[f"FluidSynth, {soundfont.name}"] = {
+            v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
+    methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed)": sync.default_config(),
+               "this project before (chroma only, 20 Hz)": dataclasses.replace(
+                   sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0)}
+    n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
+    print(f"\n## Beside the Sync Toolbox ({corpus.config.name} corpus: {n_pairs} version pairs, "
+          f"{len(corpus.versions)} versions against their scores)\n")
+    if soundfont is None:
+        print("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n")
+    print("| recordings | method | audio-audio <= 50 ms (%) | <= 100 ms (%) | mean (ms) | max (ms) "
+          "| score-audio <= 50 ms (%) | <= 100 ms (%) | mean (ms) | max (ms) | beats |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, recordings in sets.items():
+        for name, config in methods.items():
+            started = time.perf_counter()
+            audio, score = _ours(corpus, recordings, config)
+            print(f"| {label} | {name} | {_stats_cells(audio)} | {_stats_cells(score)} | {len(audio)} / {len(score)} |",
+                  flush=True)
+            print(f"<!-- {time.perf_counter() - started:.0f} s -->", file=sys.stderr)
+        if _synctoolbox.available():
+            audio = _toolbox(corpus, recordings)
+            print(f"| {label} | Sync Toolbox (MrMsDTW, chroma + DLNCO, 50 Hz) | {_stats_cells(audio)} "
+                  f"| – | – | – | – | {len(audio)} / – |", flush=True)
+        else:
+            print(f"| {label} | Sync Toolbox | not installed (`pip install synctoolbox`) | | | | | | | | |")
+
+
 def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
     configs = {
         "full resolution": sync.SyncConfig(rate_hz=rate_hz),
         "multiscale": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0, band_radius_s=2.0,
                                       tile_frames=200),
-        "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens"),
+        "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens", onset_weight=0.0),
     }
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)
     print(f"\n## Synchronization beat error ({corpus.config.name} corpus, "
@@ -172,7 +247,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
     parser.add_argument("--full-subset", type=int, default=12)
-    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="feature rate of the variants table (Hz)")
     parser.add_argument("--long-minutes", type=float, default=20.0)
     parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
     parser.add_argument("--skip-long", action="store_true")
@@ -180,6 +255,7 @@ def main() -> None:
     args = parser.parse_args()
     with recorded_output(args.record):
         small = corpus_table(args.cache, args.full_subset)
+        toolbox_table(small)
         accuracy_table(small, args.rate)
         if not args.skip_long:
             rates = [float(r) for r in args.full_rates.split(",") if r]
