@@ -5,6 +5,10 @@ shift of the second version chosen on CENS, then MrMsDTW with chroma + onset fea
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+
 import numpy as np
 
 FEATURE_RATE = 50
@@ -13,15 +17,16 @@ THRESHOLD_REC = 10 ** 6
 
 
 def available() -> bool:
-    try:
-        import synctoolbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("synctoolbox") is not None
 
 
 def features(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """(quantized chroma (12, N), DLNCO (12, N)) at 50 Hz."""
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a dot per pitch, verbose or not
+        return _features(audio, sr)
+
+
+def _features(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     from synctoolbox.feature.chroma import pitch_to_chroma, quantize_chroma
     from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
     from synctoolbox.feature.pitch import audio_to_pitch_features

@@ -130,8 +130,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     """Beat errors of full-resolution and multiscale DTW with ``config`` (``conf/sync``), and a figure."""
     full = dataclasses.replace(config, multiscale=False)
     rate_hz = config.rate_hz
+    features = "chroma + DLNCO onsets" if config.onset_weight else "chroma"
     configs = {
-        f"DTW on chroma ({rate_hz:g} Hz)": full,
+        f"DTW on {features} ({rate_hz:g} Hz)": full,
         f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band)":
             dataclasses.replace(config, multiscale=True),
     }
@@ -155,6 +156,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
         f"{corpus.total_seconds / 60:.1f} minutes of audio rendered from music21 scores.",
         "Absolute error at every beat of the score, over every pair of versions of each piece",
         "(and each version against its score), against the exact ground truth of the renderer.",
+        f"Settings: `conf/sync` ({features}; silence more than {config.silence_db:g} dB below the loudest",
+        "frame before and after the music mapped linearly). `python benchmarks/sync_accuracy.py` compares",
+        "them with the Sync Toolbox, also on recordings rendered with a General-MIDI SoundFont.",
         "",
         *rows,
         "",

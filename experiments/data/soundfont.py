@@ -4,7 +4,8 @@ the project's own synthesizer did not make.
 The version keeps its performance (note times, velocities, transposition) and so its exact
 ground truth; only the sound changes: sampled instruments with their own attacks, release
 tails, room and chorus effects. Each part plays the GM program closest to its preset
-(:data:`GM_PROGRAMS`). The file ends ``tail_s`` after the last note, so release tails ring out.
+(:data:`GM_PROGRAMS`). The MIDI file ends ``tail_s`` after the last note-off and FluidSynth
+renders until every voice has died away, so release tails ring out.
 
 Optional: needs the ``fluidsynth`` program and a ``.sf2`` file (Debian/Ubuntu:
 ``apt-get install fluidsynth fluid-soundfont-gm``; or ``$SDTW_SOUNDFONT``). :func:`find_soundfont`
