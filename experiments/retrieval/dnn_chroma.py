@@ -4,9 +4,9 @@ Each variant is the chroma CNN of :mod:`models` trained by
 ``python -m experiments.train experiment=<name>`` on the embedded corpus
 (Zalkow & Müller 2021: strong alignment, linear scaling, CTC; Krause, Weiß &
 Müller 2023: soft-DTW). :func:`trained_extractors` trains each one for a few
-steps (or resumes it: runs live in ``run_root/<data>-<hash of the data config>/<name>``,
-so a second call with the same folder and data only loads the checkpoints, and
-another data config never reuses them) and wraps the network as a
+steps (or resumes it: runs live in ``run_root/<data>-<hash of the data config>/<name>-<hash of
+the model config>``, so a second call with the same folder, data and model only loads the
+checkpoints, and another data or model config trains afresh instead of failing on them) and wraps the network as a
 ``chroma_fn(audio, sr) -> (T, 12)`` for :func:`experiments.retrieval.theme.chroma_database`.
 """
 
@@ -33,6 +33,15 @@ VARIANTS = {  # table row -> training experiment (conf/experiment/)
     "DNN (strong alignment)": "strong_chroma",
     "DNN (soft-DTW)": "soft_dtw_chroma",
 }
+
+
+def model_key(model_cfg) -> str:
+    """Short hash of a resolved model config."""
+    from omegaconf import OmegaConf
+
+    from experiments.data import cache
+
+    return cache.config_hash(OmegaConf.to_container(model_cfg, resolve=True), length=8)
 
 
 def train_config(experiment: str, data: str, steps: int, output_dir: Path, overrides=()):
@@ -76,7 +85,7 @@ def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -
     for row, experiment in VARIANTS.items():
         cfg = train_config(experiment, data, steps, Path(run_root), overrides)
         with open_dict(cfg):
-            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / experiment)
+            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{model_key(cfg.model)}")
         logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
         _, objects = train(cfg)
         extractors[row] = chroma_extractor(objects["model"], cfg)
