@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 def _tuples(value: Any) -> Any:
-    """OmegaConf returns lists for tuple fields: back to tuples (hashable, as the dataclasses declare)."""
+    """OmegaConf returns lists for tuple fields: back to tuples, as the dataclasses declare them."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             setattr(value, field.name, _tuples(getattr(value, field.name)))
