@@ -78,23 +78,6 @@ def _stats_cells(errors_s: np.ndarray) -> str:
             f"{1000 * np.max(errors_s):.0f}")
 
 
-def _ours(corpus, recordings: dict, config: sync.SyncConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(audio-audio, score-audio) beat errors of this project with ``config``."""
-    from experiments.sync.features import align_prepared, prepare_audio, prepare_score
-
-    prepared = {v.version_id: prepare_audio(recordings[v.version_id], v.sample_rate, config) for v in corpus.versions}
-    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)]
-    audio = [sync.beat_errors(align_prepared(prepared[a.version_id], prepared[b.version_id], config).path,
-                              config.rate_hz, a.beats_s, b.beats_s) for a, b in pairs]
-    score = []
-    for v in corpus.versions:
-        piece = corpus.pieces[v.piece_id]
-        notes = prepare_score(sync.score_events(piece), piece.end_q * 60.0 / piece.qpm, config)
-        score.append(sync.beat_errors(align_prepared(notes, prepared[v.version_id], config).path, config.rate_hz,
-                                      piece.beats_q * 60.0 / piece.qpm, v.beats_s))
-    return np.concatenate(audio), np.concatenate(score)
-
-
 def _toolbox(corpus, recordings: dict) -> np.ndarray:
     """Audio-audio beat errors of the Sync Toolbox's full pipeline."""
     import _synctoolbox
@@ -129,7 +112,8 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
     for label, recordings in sets.items():
         for name, config in methods.items():
             started = time.perf_counter()
-            audio, score = _ours(corpus, recordings, config)
+            errors = sync.corpus_beat_errors(corpus, {name: config}, recordings=recordings)
+            audio, score = errors[name], errors["score-audio"]
             print(f"| {label} | {name} | {_stats_cells(audio)} | {_stats_cells(score)} | {len(audio)} / {len(score)} |",
                   flush=True)
             print(f"<!-- {time.perf_counter() - started:.0f} s -->", file=sys.stderr)

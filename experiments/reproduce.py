@@ -145,9 +145,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
             f"| {s['within_100ms_pct']:.1f}% | {s['within_200ms_pct']:.1f}% |"
         )
     a, b = most_warped_pair(corpus)
-    x = sync.audio_chroma(a.load_audio(), a.sample_rate, full)
-    y = sync.audio_chroma(b.load_audio(), b.sample_rate, full)
-    sync.plot_alignment(x, y, sync.align(x, y, full).path, rate_hz, out / "synchronization.png",
+    x = sync.features.prepare_audio(a.load_audio(), a.sample_rate, full)
+    y = sync.features.prepare_audio(b.load_audio(), b.sample_rate, full)
+    sync.plot_alignment(x[0], y[0], sync.features.align_prepared(x, y, full).path, rate_hz, out / "synchronization.png",
                         labels=(a.version_id, b.version_id))
     return [
         "## Music synchronization",
@@ -232,7 +232,10 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
     learned, note = {}, ""
     if options.dnn_steps > 0:
         # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
+        # The networks train on the report's corpus: its command-line data options go along.
+        data_options = tuple(o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith("data."))
         overrides = (f"debug={debug}",) if debug else ("trainer.batch_size=4",) if data == "tiny" else ()
+        overrides += data_options
         learned = dnn_chroma.trained_extractors(data, options.dnn_steps, out / "training", overrides=overrides)
         note = (f"DNN rows: the chroma CNN trained {options.dnn_steps} steps on this corpus's training versions "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")

@@ -232,8 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     two_files = args.a is not None and args.b is not None
     if (args.pairs is None and not two_files) or (args.pairs is not None and args.a is not None):
         parser.error("give two files A B, or --pairs CSV")
-    # Neither flag: multiscale where conf/sync says so, else chosen by size (--auto-cells).
-    multiscale = True if args.multiscale or (defaults.multiscale and not args.full) else False if args.full else None
+    # A flag decides; without one, multiscale where conf/sync says so, else chosen by size (--auto-cells).
+    if args.multiscale or args.full:
+        multiscale = args.multiscale
+    else:
+        multiscale = True if defaults.multiscale else None
     options = {"sample_rate": args.sample_rate, "multiscale": multiscale, "auto_cells": args.auto_cells,
                "quantized_midi": args.quantized_midi}
     config = dataclasses.replace(defaults, feature=args.feature, rate_hz=args.rate)

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from experiments import timebase
 from experiments.sync.dtw import linear_path
 from experiments.sync.config import SyncConfig
-from experiments.sync.features import align_prepared, prepare_audio, sync_score_audio
+from experiments.sync.features import align_prepared, prepare_audio, prepare_score, score_events
 
 __all__ = ["beat_error_stats", "beat_errors", "corpus_beat_errors", "warp_times"]
 
@@ -45,13 +45,16 @@ def beat_error_stats(errors_s: np.ndarray) -> dict[str, float]:
     return stats
 
 
-def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: bool = False
+def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *,
+                       recordings: Mapping[str, np.ndarray] | None = None, progress: bool = False
                        ) -> dict[str, np.ndarray]:
     """Beat errors (seconds) of every method on every pair of versions of each piece.
 
     Args:
       corpus: an :class:`experiments.data.Corpus`.
       configs: method name -> synchronization config; all must share ``rate_hz``.
+      recordings: version id -> audio to align instead of the corpus's own renders (e.g. the same
+        performances rendered with a SoundFont; same sample rate).
       progress: show a progress bar over the pairs.
 
     Returns:
@@ -71,7 +74,8 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: b
         key = (version.version_id, config.feature, config.log_compression, bool(config.onset_weight),
                config.silence_db)
         if key not in prepared:
-            prepared[key] = prepare_audio(version.load_audio(), version.sample_rate, config)
+            audio = version.load_audio() if recordings is None else recordings[version.version_id]
+            prepared[key] = prepare_audio(audio, version.sample_rate, config)
         return prepared[key]
 
     for a, b in tqdm(pairs, desc="synchronizing version pairs", disable=not progress):
@@ -83,6 +87,7 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *, progress: b
     first = next(iter(configs.values()))
     for v in corpus.versions:
         piece = corpus.pieces[v.piece_id]
-        result = sync_score_audio(piece, v.load_audio(), v.sample_rate, first)
+        score = prepare_score(score_events(piece), piece.end_q * 60.0 / piece.qpm, first)
+        result = align_prepared(score, prepare(v, first), first)  # the audio features computed above
         errors["score-audio"].append(beat_errors(result.path, rate_hz, piece.beats_q * 60 / piece.qpm, v.beats_s))
     return {name: np.concatenate(errs) for name, errs in errors.items()}

@@ -72,8 +72,8 @@ def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: 
     """Note-start candidates of every semitone: ``(times_s, midi_pitches, strengths)``, each ``(K,)``.
 
     A candidate is a peak of the half-wave rectified rise of a semitone's energy that is at
-    least 2/3 of the largest rise of that semitone within ``window_s`` (Ewert et al. 2009 use
-    the same local threshold); strengths are relative to the strongest rise of the recording.
+    least 2/3 of the largest rise of that semitone within ``window_s`` (the Sync Toolbox's
+    implementation uses the same local threshold); strengths are relative to the strongest rise of the recording.
     """
     import librosa
 
