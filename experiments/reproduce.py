@@ -24,6 +24,7 @@ Sections:
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import shutil
 import sys
@@ -48,6 +49,7 @@ from experiments.data import build_corpus  # noqa: E402
 from experiments.data.corpus import Corpus, CorpusConfig  # noqa: E402
 from experiments.retrieval import dnn_chroma  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
+from experiments.retrieval import theme  # noqa: E402
 
 GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)  # figure panels (0: the DTW path)
 TABLE_GAMMAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -126,8 +128,10 @@ def most_warped_pair(corpus: Corpus):
                / min(pair[0].duration_s, pair[1].duration_s))
 
 
-def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.SyncConfig) -> list[str]:
-    """Beat errors of full-resolution and multiscale DTW with ``config`` (``conf/sync``), and a figure."""
+def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.SyncConfig, *,
+                            results: list | None = None) -> list[str]:
+    """Beat errors of full-resolution and multiscale DTW with ``config`` (``conf/sync``), and a figure;
+    one record per row appended to ``results``."""
     full = dataclasses.replace(config, multiscale=False)
     rate_hz = config.rate_hz
     features = "chroma + DLNCO onsets" if config.onset_weight else "chroma"
@@ -140,6 +144,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     rows = ["| method | mean (ms) | median (ms) | <= 50 ms | <= 100 ms | <= 200 ms |", "|---|---:|---:|---:|---:|---:|"]
     for name, errs in errors.items():
         s = sync.beat_error_stats(errs)
+        if results is not None:
+            results.append({"table": "synchronization", "method": name, "beats": len(errs),
+                            **{key: round(float(value), 2) for key, value in s.items()}})
         rows.append(
             f"| {name} | {s['mean_ms']:.1f} | {s['median_ms']:.1f} | {s['within_50ms_pct']:.1f}% "
             f"| {s['within_100ms_pct']:.1f}% | {s['within_200ms_pct']:.1f}% |"
@@ -152,8 +159,8 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     return [
         "## Music synchronization",
         "",
-        f"Embedded corpus `{corpus.config.name}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} versions, "
-        f"{corpus.total_seconds / 60:.1f} minutes of audio rendered from music21 scores.",
+        f"{len(corpus.pieces)} test pieces, {len(corpus.versions)} recordings "
+        f"({corpus.total_seconds / 60:.1f} minutes; `report.sync_pieces`).",
         "Absolute error at every beat of the score, over every pair of versions of each piece",
         "(and each version against its score), against the exact ground truth of the renderer.",
         f"Settings: `conf/sync` ({features}; silence more than {config.silence_db:g} dB below the loudest",
@@ -177,12 +184,20 @@ class ReportConfig:
     Attributes:
       dnn_steps: training steps of each chroma network for the theme table (0: no DNN rows); the
         runs are kept in ``out/training`` and resumed.
+      theme_normalize: cost normalization of theme matching (``experiments.retrieval.theme.match_theme``).
+      sync_pieces, matching_pieces, identification_pieces: the synchronization, audio matching and
+        identification tables use the first this many test pieces (``None``: all); the theme and
+        shingle tables use every test piece.
       index_sizes: database sizes of the query-time-vs-index-size table.
       identification_durations: clip lengths in seconds of the audio identification table.
       identification_per_recording: clips cut from every recording for it.
     """
 
-    dnn_steps: int = 100
+    dnn_steps: int = 600
+    theme_normalize: str = "query"
+    sync_pieces: int | None = 8
+    matching_pieces: int | None = 16
+    identification_pieces: int | None = 12
     index_sizes: tuple[int, ...] = (1_000, 4_000, 16_000)
     identification_durations: tuple[float, ...] = (2.0, 5.0, 10.0)
     identification_per_recording: int = 12
@@ -199,6 +214,11 @@ class ConfigError(ValueError):
 def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> None:
     if options.dnn_steps < 0:
         raise ConfigError(f"report.dnn_steps must be >= 0, got {options.dnn_steps}")
+    if options.theme_normalize not in theme.NORMALIZATIONS:
+        raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
+    for name in ("sync_pieces", "matching_pieces", "identification_pieces"):
+        if (value := getattr(options, name)) is not None and value < 1:
+            raise ConfigError(f"report.{name} must be >= 1 or null (every test piece), got {value}")
     if min(options.index_sizes, default=1) < 1 or min(options.identification_durations, default=1) <= 0:
         raise ConfigError("report.index_sizes and report.identification_durations must be positive")
     if data == "synthetic":
@@ -208,13 +228,38 @@ def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> 
 
 
 def record_report(report: pathlib.Path) -> None:
-    """Copy the report and its figures into docs/results/ and refresh the README's include blocks."""
+    """Copy the report, its figures and results.json into docs/results/ and refresh the README's include blocks."""
     provenance.RESULTS.mkdir(parents=True, exist_ok=True)
-    for path in report.parent.glob("*.png"):
+    for path in [*report.parent.glob("*.png"), report.parent / "results.json"]:
         shutil.copy(path, provenance.RESULTS / path.name)
     shutil.copy(report, provenance.RESULTS / "report.md")
     provenance.update_readme()
     print(f"recorded in {provenance.RESULTS}")
+
+
+def split_note(corpus: Corpus) -> list[str]:
+    counts = {split: len(corpus.split_pieces(split)) for split in ("train", "val", "test")}
+    test = corpus.subset("test")
+    return [
+        f"Corpus `{corpus.config.name}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} recordings, "
+        f"{corpus.total_seconds / 60:.0f} minutes of audio rendered from music21 scores. Split by piece "
+        f"(`data.split`): {counts['train']} train, {counts['val']} val and {counts['test']} test pieces. "
+        "Networks, PCA and thresholds fit on train pieces (networks select on val); every table below is "
+        f"computed on test pieces only ({len(test.versions)} recordings, {test.total_seconds / 60:.0f} minutes).",
+        "",
+    ]
+
+
+def results_document(corpus: Corpus, rows: list[dict], command: str, seconds: float,
+                     section_seconds: dict[str, float]) -> dict:
+    """The report's figures as data (``results.json``): provenance, the split, one record per table row."""
+    return {
+        "commit": provenance.commit(), "machine": provenance.machine(), "command": command,
+        "seconds": round(seconds, 1), "section_seconds": {k: round(v, 1) for k, v in section_seconds.items()},
+        "data": {"name": corpus.config.name, "recordings": len(corpus.versions),
+                 **{f"{split}_pieces": corpus.split_pieces(split) for split in ("train", "val", "test")}},
+        "rows": rows,
+    }
 
 
 def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Path:
@@ -225,10 +270,21 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    corpus = build_corpus(from_config(CorpusConfig, cfg.data))
-    lines = ["# Report", ""]
-    lines += soft_dtw_section(out)
-    lines += synchronization_section(out, corpus, from_config(sync.SyncConfig, cfg.sync))
+    timings: dict[str, float] = {}
+    rows: list[dict] = []
+
+    def timed(name: str, section, *args, **kwargs) -> list[str]:
+        began = time.perf_counter()
+        lines = section(*args, **kwargs)
+        timings[name] = time.perf_counter() - began
+        return lines
+
+    corpus = timed("corpus", build_corpus, from_config(CorpusConfig, cfg.data))
+    test = corpus.subset("test")
+    lines = ["# Report", "", *split_note(corpus)]
+    lines += timed("soft-DTW", soft_dtw_section, out)
+    lines += timed("synchronization", synchronization_section, out, corpus.subset("test", options.sync_pieces),
+                   from_config(sync.SyncConfig, cfg.sync), results=rows)
     learned, note = {}, ""
     if options.dnn_steps > 0:
         # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
@@ -236,19 +292,30 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
         data_options = tuple(o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith("data."))
         overrides = (f"debug={debug}",) if debug else ("trainer.batch_size=4",) if data == "tiny" else ()
         overrides += data_options
-        learned = dnn_chroma.trained_extractors(data, options.dnn_steps, out / "training", overrides=overrides)
-        note = (f"DNN rows: the chroma CNN trained {options.dnn_steps} steps on this corpus's training versions "
+        learned = timed("training", dnn_chroma.trained_extractors, data, options.dnn_steps, out / "training",
+                        overrides=overrides)
+        note = (f"DNN rows: the chroma CNN trained {options.dnn_steps} steps on the train pieces, the checkpoint "
+                "with the best validation score on the val pieces "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
-    lines += retrieval_report.theme_section(out, corpus, learned, note)
-    lines += retrieval_report.identification_section(out, corpus, durations=options.identification_durations,
-                                                     per_recording=options.identification_per_recording)
-    lines += retrieval_report.audio_matching_section(out, corpus)
-    lines += retrieval_report.shingle_section(out, corpus)
-    lines += retrieval_report.index_scale_section(out, sizes=options.index_sizes)
-    lines += ["## Run", "", provenance.stamp(command, time.perf_counter() - start), ""]
+    lines += timed("theme retrieval", retrieval_report.theme_section, out, test, learned, note,
+                   normalize=options.theme_normalize, results=rows)
+    lines += timed("identification", retrieval_report.identification_section, out,
+                   corpus.subset("test", options.identification_pieces),
+                   durations=options.identification_durations, per_recording=options.identification_per_recording,
+                   results=rows)
+    lines += timed("audio matching", retrieval_report.audio_matching_section, out,
+                   corpus.subset("test", options.matching_pieces), results=rows)
+    lines += timed("shingles", retrieval_report.shingle_section, out, test, train=corpus.subset("train"),
+                   results=rows)
+    lines += timed("index scale", retrieval_report.index_scale_section, out, sizes=options.index_sizes)
+    seconds = time.perf_counter() - start
+    spent = ", ".join(f"{name} {t:.0f} s" for name, t in timings.items())
+    lines += ["## Run", "", provenance.stamp(command, seconds), "", f"Time by section: {spent}.", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
-    print(f"Report written to {report}")
+    results = results_document(corpus, rows, command, seconds, timings)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(f"Report written to {report} (figures as data: {out / 'results.json'})")
     if cfg.record:
         record_report(report)
     return report

@@ -1,7 +1,9 @@
 """Search a folder of your own recordings with an audio excerpt or a score.
 
     python -m experiments.search --database FOLDER --query FILE
-                                 [--method auto|fingerprint|matching|shingles] [--top 20] [--out ranked.csv]
+                                 [--method auto|fingerprint|matching|shingles|theme] [--top 20] [--out ranked.csv]
+    python -m experiments.search --database FOLDER --query theme.mid --method theme
+                                 [--chroma standard|enhanced|dnn] [--checkpoint RUN_FOLDER]
 
 Methods:
 - ``auto`` (default): ``fingerprint`` for an audio clip of a recording in the
@@ -19,7 +21,19 @@ Methods:
   can match several times.
 - ``shingles`` (Grosche & Müller 2012): the query's first 20 s as a 240-dim
   shingle in several tempo scalings, nearest neighbours among all shingles of
-  the database in an HNSW index; one row per recording, best first.
+  the database in an HNSW index; one row per recording, best first. A query
+  shorter than a shingle is compared with every passage of its own length
+  (exact search).
+- ``theme`` (Zalkow & Müller 2021): a short monophonic theme (MIDI or
+  MusicXML, or audio) found anywhere in polyphonic recordings: subsequence DTW
+  on chroma at 10 Hz (each query frame counted once, so costs per frame
+  compare across recordings) over 3 tempo scalings and the 3 transpositions
+  that fit each recording's pitch-class profile best. ``--chroma``
+  picks the recordings' chroma: ``standard`` (CQT), ``enhanced`` (the melody
+  range, log-compressed, smoothed) or ``dnn`` (the chroma CNN trained by
+  ``experiments.reproduce`` or ``experiments.train experiment=ctc_chroma``; or
+  ``--checkpoint RUN_FOLDER``). The CSV lists every recording (its best
+  match), best first.
 
 The query may be audio (wav, flac, mp3, ...) or a score (MIDI, MusicXML),
 whose chroma comes from its notes. Features and the HNSW index are cached
@@ -59,7 +73,10 @@ from experiments.sync import positive_number, score_events
 SAMPLE_RATE = 22050
 CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
 SCORE_SUFFIXES = (".mid", ".midi", ".xml", ".musicxml", ".mxl")
-METHODS = ("auto", "fingerprint", "matching", "shingles")
+METHODS = ("auto", "fingerprint", "matching", "shingles", "theme")
+CHROMA_KINDS = ("standard", "enhanced", "dnn")
+THEME_RATE_HZ = 10.0
+MIN_SHINGLE_S = 4.0  # shorter queries carry too little to tell pieces apart
 SPEED_SEARCH = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # landmarks survive about 1.5% of speed change
 
 
@@ -68,13 +85,15 @@ class SearchConfig:
     """Defaults of the command line (``conf/search/default.yaml``).
 
     Attributes:
-      method: ``auto``, ``fingerprint``, ``matching`` or ``shingles`` (see the module docstring).
+      method: ``auto``, ``fingerprint``, ``matching``, ``shingles`` or ``theme`` (see the module docstring).
+      chroma: the recordings' chroma for ``theme``: ``standard``, ``enhanced`` or ``dnn``.
       top: number of hits listed.
       min_confidence: fingerprint matches below this confidence (-log10 chance of a false match) are dropped.
       speeds: playback speeds the fingerprint search tries (landmarks survive about 1.5% of speed change).
     """
 
     method: str = "auto"
+    chroma: str = "enhanced"
     top: int = 20
     min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE
     speeds: tuple[float, ...] = SPEED_SEARCH
@@ -113,8 +132,14 @@ def audio_files(folder: Path, cache_dir: Path) -> list[Path]:
     return files
 
 
-def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """CENS at 10 Hz, ``(T, 12)``, of every readable audio file under ``folder`` (cached).
+def _cens(audio: np.ndarray) -> np.ndarray:
+    return features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
+
+
+def database_features(folder: Path, cache_dir: Path, compute=_cens, kind: str | None = None
+                      ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """``compute(audio)`` (default: CENS at 10 Hz, ``(T, 12)``) of every readable audio file under
+    ``folder``, cached per file and ``kind`` (None: CENS).
 
     Returns:
       (features by path relative to ``folder``, messages about skipped files).
@@ -123,8 +148,8 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
 
     files = audio_files(folder, cache_dir)
     found, skipped = {}, []
-    for path in tqdm(files, desc="database features"):
-        cached = cache_dir / "features" / f"{_file_key(path)}.npy"
+    for path in tqdm(files, desc=f"database features ({kind or 'CENS'})"):
+        cached = cache_dir / "features" / (f"{_file_key(path)}.npy" if kind is None else f"{kind}/{_file_key(path)}.npy")
         if (frames := cache.load_array(cached)) is not None:
             found[str(path.relative_to(folder))] = frames
             continue
@@ -133,34 +158,46 @@ def database_features(folder: Path, cache_dir: Path) -> tuple[dict[str, np.ndarr
         except AudioLoadError as error:
             skipped.append(str(error))
             continue
-        cens = features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
-        cache.save_array(cached, cens)
-        found[str(path.relative_to(folder))] = cens
+        frames = compute(audio)
+        cache.save_array(cached, frames)
+        found[str(path.relative_to(folder))] = frames
     if not found:
         raise SearchError(f"no readable audio file in {folder}:\n  " + "\n  ".join(skipped))
     return found, skipped
 
 
-def query_features(path: Path) -> np.ndarray:
-    """CENS-like chroma of the query at 10 Hz, ``(T, 12)``: from audio, or from a score's notes."""
+def _check_query_path(path: Path) -> None:
     if path.is_dir():
         raise SearchError(f"--query {path} is a folder; give one audio or score file")
     if not path.is_file():
         raise SearchError(f"query file {path} does not exist")
-    if path.suffix.lower() in SCORE_SUFFIXES:
-        try:
-            piece = load_score(path)
-        except ScoreLoadError as error:
-            raise SearchError(f"cannot use the query: {error}") from None
-        notes = score_events(piece)
-        if not notes:
-            raise SearchError(f"the query score {path} has no notes")
-        return unit_rows(features.notes_to_chroma(notes, CENS_RATE_HZ)) if notes else np.zeros((0, 12))
+
+
+def query_notes(path: Path) -> list:
+    """The notes of a score query in seconds at its notated tempo; refuses an empty score."""
     try:
-        audio = load_audio(path, sample_rate=SAMPLE_RATE)
+        piece = load_score(path)
+    except ScoreLoadError as error:
+        raise SearchError(f"cannot use the query: {error}") from None
+    notes = score_events(piece)
+    if not notes:
+        raise SearchError(f"the query score {path} has no notes")
+    return notes
+
+
+def query_audio(path: Path) -> np.ndarray:
+    try:
+        return load_audio(path, sample_rate=SAMPLE_RATE)
     except AudioLoadError as error:
         raise SearchError(f"cannot use the query: {error}") from error
-    return features.chroma_cens(audio, SAMPLE_RATE, rate_hz=CENS_RATE_HZ)
+
+
+def query_features(path: Path) -> np.ndarray:
+    """CENS-like chroma of the query at 10 Hz, ``(T, 12)``: from audio, or from a score's notes."""
+    _check_query_path(path)
+    if path.suffix.lower() in SCORE_SUFFIXES:
+        return unit_rows(features.notes_to_chroma(query_notes(path), CENS_RATE_HZ))
+    return _cens(query_audio(path))
 
 
 def search_matching(query: np.ndarray, database: dict[str, np.ndarray], top: int) -> list[matching.Hit]:
@@ -193,11 +230,26 @@ def _shingle_index(database: dict[str, np.ndarray], cache_dir: Path):
     return db, index
 
 
+def _short_shingles(query: np.ndarray, database: dict[str, np.ndarray]):
+    """A query shorter than a shingle: shingles of its own length over the database, searched exactly."""
+    seconds = len(query) / CENS_RATE_HZ
+    length = int(np.floor(seconds * min(shingles.TEMPO_SCALES)))  # frames at 1 Hz that every variant fills
+    if seconds < MIN_SHINGLE_S or length < 2:
+        raise SearchError(f"the query ({seconds:.1f} s) is too short for shingles (at least {MIN_SHINGLE_S:g} s); "
+                          "use --method matching or theme")
+    try:
+        db = shingles.build_shingle_database(database, CENS_RATE_HZ, length=length)
+    except ValueError as error:
+        raise SearchError(f"{error}; use --method matching") from error
+    return db, indexes.BruteForceIndex().build(db.vectors), shingles.query_shingles(query, CENS_RATE_HZ, 0.0,
+                                                                                    length=length)
+
+
 def search_shingles(query: np.ndarray, database: dict[str, np.ndarray], top: int, cache_dir: Path) -> list[matching.Hit]:
     db, index = _shingle_index(database, cache_dir)
-    variants = shingles.query_shingles(query, CENS_RATE_HZ, 0.0)
+    variants = shingles.query_shingles(query, CENS_RATE_HZ, 0.0, length=db.length)
     if not len(variants):
-        raise SearchError(f"the query is too short for a shingle of {db.length} s; use --method matching")
+        db, index, variants = _short_shingles(query, database)
     distances, ids = index.search(variants, min(100, len(db.vectors)))
     best: dict[int, tuple[float, int]] = {}
     for distance, i in zip(distances.ravel(), ids.ravel()):
@@ -209,6 +261,60 @@ def search_shingles(query: np.ndarray, database: dict[str, np.ndarray], top: int
         matching.Hit(db.item_ids[owner], start / db.rate_hz, (start + db.length) / db.rate_hz, distance)
         for owner, (distance, start) in ranked
     ]
+
+
+def theme_chroma(kind: str, checkpoint: Path | None = None):
+    """(cache tag, ``audio -> (T, 12)`` chroma at 10 Hz) of ``--chroma kind``.
+
+    ``dnn`` loads the chroma network of ``checkpoint`` (a run folder) or the newest one trained by
+    the report or the train app; the tag names the run and its best checkpoint, so another network
+    computes its own features.
+    """
+    from experiments.retrieval import dnn_chroma, theme
+
+    if kind == "standard":
+        return "standard", lambda audio: theme.standard_chroma(audio, SAMPLE_RATE, rate_hz=THEME_RATE_HZ)
+    if kind == "enhanced":
+        return "enhanced", lambda audio: theme.enhanced_chroma(audio, SAMPLE_RATE, rate_hz=THEME_RATE_HZ)
+    if kind != "dnn":
+        raise SearchError(f"unknown chroma {kind!r}: use one of {', '.join(CHROMA_KINDS)}")
+    try:
+        run = Path(checkpoint) if checkpoint is not None else dnn_chroma.find_run()
+        extractor = dnn_chroma.load_extractor(run, THEME_RATE_HZ)
+    except dnn_chroma.NoTrainedNetworkError as error:
+        raise SearchError(str(error)) from None
+    best = sorted((run / "checkpoints" / "best").iterdir())
+    tag = hashlib.sha1(f"{run.resolve()}|{best[-1].name if best else ''}".encode()).hexdigest()[:12]
+    return f"dnn-{tag}", lambda audio: extractor(audio, SAMPLE_RATE)
+
+
+def theme_variants(query: Path, chroma) -> list[np.ndarray]:
+    """The query in each tempo scaling of theme retrieval, ``(N_s, 12)`` at 10 Hz: a score's notes as
+    binary chroma, or an audio query's chroma (``chroma(audio)``)."""
+    from experiments.data.types import NoteEvent
+    from experiments.retrieval.theme import THEME_TEMPO_SCALES
+
+    _check_query_path(query)
+    if query.suffix.lower() in SCORE_SUFFIXES:
+        notes = query_notes(query)
+        first = min(n.onset_s for n in notes)
+        return [features.notes_to_chroma([NoteEvent((n.onset_s - first) * s, (n.offset_s - first) * s, n.pitch, n.part)
+                                          for n in notes], THEME_RATE_HZ) for s in THEME_TEMPO_SCALES]
+    frames = chroma(query_audio(query))
+    return [scale_tempo(frames, THEME_RATE_HZ, THEME_RATE_HZ, s) for s in THEME_TEMPO_SCALES]
+
+
+def search_theme(variants: Sequence[np.ndarray], database: dict[str, np.ndarray]) -> list[matching.Hit]:
+    """Every recording's best match of the theme, best first (distance: normalized subsequence-DTW cost)."""
+    from experiments.retrieval.theme import match_theme
+
+    usable = [name for name in database if len(database[name]) >= 2]
+    if not usable:
+        raise SearchError("every database recording is shorter than 0.2 s")
+    distance, start, end = match_theme(variants, [database[name] for name in usable])
+    hits = [matching.Hit(name, start[i] / THEME_RATE_HZ, (end[i] + 1) / THEME_RATE_HZ, float(distance[i]))
+            for i, name in enumerate(usable)]
+    return sorted(hits, key=lambda hit: hit.distance)
 
 
 def fingerprint_index(folder: Path, cache_dir: Path) -> tuple[fingerprints.FingerprintIndex, list[str]]:
@@ -277,14 +383,28 @@ def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
 
 def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out: Path = Path("ranked.csv"),
         cache_dir: Path | None = None, min_confidence: float = fingerprints.DEFAULT_MIN_CONFIDENCE,
-        speeds: Sequence[float] = SPEED_SEARCH) -> list[matching.Hit]:
+        speeds: Sequence[float] = SPEED_SEARCH, chroma: str = "enhanced",
+        checkpoint: Path | None = None) -> list[matching.Hit]:
     """Search ``database`` with ``query``; write and return the ranked hits (see the module docstring).
 
-    ``cache_dir`` holds the features and indexes (default: :func:`default_cache_dir`).
+    ``cache_dir`` holds the features and indexes (default: :func:`default_cache_dir`). For
+    ``method="theme"`` every recording's best match is written and returned, best first.
     """
     if method not in METHODS:
         raise SearchError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     cache_dir = default_cache_dir(database) if cache_dir is None else cache_dir
+    if method == "theme":
+        kind, compute = theme_chroma(chroma, checkpoint)  # a missing network is named before any work
+        variants = theme_variants(query, compute)
+        if not any(np.any(v) for v in variants):
+            raise SearchError(f"the query {query} is silent or empty")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found, skipped = database_features(database, cache_dir, compute, kind)
+        _report_skipped(skipped)
+        hits = search_theme(variants, found)
+        write_csv(hits, out)
+        return hits
     if method == "fingerprint" or (method == "auto" and query.suffix.lower() not in SCORE_SUFFIXES):
         clip = fingerprint_query(query)  # the query is checked before any work on the folder
         with cache.exclusive(cache_dir / "fingerprints.lock"):  # two searches at once update it in turn
@@ -325,7 +445,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--method", choices=METHODS, default=defaults.method,
                         help="fingerprint: this very recording (audio identification); matching: the same music "
                              "anywhere in a recording; shingles: versions of a piece; auto: fingerprint, then matching")
-    parser.add_argument("--top", type=positive_number(int), default=defaults.top, help="number of hits")
+    parser.add_argument("--chroma", choices=CHROMA_KINDS, default=defaults.chroma,
+                        help="--method theme: the recordings' chroma (dnn: the trained chroma CNN)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="--chroma dnn: run folder of the network (default: the newest trained by "
+                             "experiments.reproduce or experiments.train experiment=ctc_chroma)")
+    parser.add_argument("--top", type=positive_number(int), default=defaults.top,
+                        help="number of hits (printed; --method theme writes every recording to the CSV)")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")
     parser.add_argument("--min-confidence", type=positive_number(float), default=defaults.min_confidence,
                         help="fingerprint matches below this confidence (-log10 chance of a false match) are dropped")
@@ -334,14 +460,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         hits = run(args.database, args.query, method=args.method, top=args.top, out=args.out,
-                   cache_dir=args.cache, min_confidence=args.min_confidence, speeds=defaults.speeds)
+                   cache_dir=args.cache, min_confidence=args.min_confidence, speeds=defaults.speeds,
+                   chroma=args.chroma, checkpoint=args.checkpoint)
     except SearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not hits:
         print(f"no recording in {args.database} holds this clip (no fingerprint match with confidence >= "
               f"{args.min_confidence:g})")
-    for rank, hit in enumerate(hits, 1):
+    for rank, hit in enumerate(hits[:args.top], 1):
         confidence = "" if hit.confidence is None else f"  confidence {hit.confidence:.0f}"
         print(f"{rank:3d}  {hit.item_id}  {hit.start_s:8.2f} s - {hit.end_s:8.2f} s  "
               f"distance {hit.distance:.3f}{confidence}")

@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 import models
 from experiments.config import build_model
+from experiments.data import cache
 from experiments.config import register_schemas
 from experiments.training import parallel
 from experiments.training.checkpoints import CheckpointMismatchError
@@ -83,7 +84,7 @@ def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
         return synthetic_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, seed=cfg.seed)
     from experiments.training.corpus import corpus_datasets
 
-    return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model)
+    return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, targets=cfg.get("targets", "melody"))
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list:
@@ -122,6 +123,18 @@ def model_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
+RUN_CONFIG = "run_config.yaml"
+
+
+def write_run_config(cfg: DictConfig, output_dir: Path) -> None:
+    """The resolved config of a run, next to its checkpoints: what loads the network later
+    (``experiments.retrieval.dnn_chroma.load_extractor``) reads its model and features there."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = OmegaConf.to_yaml(OmegaConf.create(values))
+    cache.atomic_write(output_dir / RUN_CONFIG, lambda tmp: tmp.write_text(text))
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train as `cfg` says; returns (final metrics, built objects).
 
@@ -158,7 +171,9 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                               keep_latest=cfg.trainer.keep_latest, keep_best=cfg.trainer.keep_best)
     loggers: list = []
     try:
-        loggers = build_loggers(cfg, output_dir) if parallel.is_main_process() else []
+        if parallel.is_main_process():
+            loggers = build_loggers(cfg, output_dir)
+            write_run_config(cfg, output_dir)
         result = fit(
             model, optimizer, loss_fn, task=cfg.task, train_set=train_set, val_set=val_set,
             checkpoints=checkpoints, loggers=loggers, mesh=mesh,

@@ -52,6 +52,7 @@ class SalienceCNN(nnx.Module):
         wide_kernel: Sequence[int] = (3, 70),
         wide_channels: int = 8,
         dropout: float = 0.0,
+        frequency_pool: int = 1,
         rngs: nnx.Rngs,
     ):
         """
@@ -64,10 +65,16 @@ class SalienceCNN(nnx.Module):
           wide_kernel: (time, frequency) kernel of the octave-wide convolution.
           wide_channels: its output channels.
           dropout: dropout rate after each convolution (training only).
+          frequency_pool: average every `frequency_pool` neighbouring bins before the
+            convolutions (3 turns a 3-bins-per-semitone HCQT into semitones: about 10x
+            less compute, the size for training on a CPU). Must divide `num_bins`.
           rngs: parameter initialisation keys.
         """
         if len(kernels) != len(channels):
             raise ValueError(f"`kernels` needs one entry per channel count, got {kernels} for {channels}.")
+        if frequency_pool < 1 or num_bins % frequency_pool:
+            raise ValueError(f"`frequency_pool` must divide `num_bins` ({num_bins}), got {frequency_pool}.")
+        self.frequency_pool = frequency_pool
         self.num_harmonics = num_harmonics
         self.num_bins = num_bins
         self.num_classes = num_classes
@@ -81,7 +88,7 @@ class SalienceCNN(nnx.Module):
         if num_classes is None:
             self.head = nnx.Conv(wide_channels, 1, kernel_size=(1, 1), rngs=rngs)
         else:
-            self.head = nnx.Linear(num_bins * wide_channels, num_classes, rngs=rngs)
+            self.head = nnx.Linear(num_bins // frequency_pool * wide_channels, num_classes, rngs=rngs)
 
     def __call__(self, hcqt: jax.Array, *, dropout_key: jax.Array | None = None) -> jax.Array:
         """Logits of every frame.
@@ -92,14 +99,16 @@ class SalienceCNN(nnx.Module):
           dropout_key: PRNG key; dropout is applied only when it is given.
 
         Returns:
-          `(B, T, K)` class logits, or `(B, T, F)` salience logits when
-          `num_classes` is None.
+          `(B, T, K)` class logits, or `(B, T, F / frequency_pool)` salience logits
+          when `num_classes` is None.
         """
         expected = (self.num_harmonics, self.num_bins)
         if hcqt.ndim != 4 or hcqt.shape[2:] != expected:
             raise ValueError(f"`hcqt` must have shape (B, T, {expected[0]}, {expected[1]}), got {hcqt.shape}.")
         # Channels last for nnx.Conv: an image of time x frequency with H channels.
         x = jnp.swapaxes(hcqt, 2, 3)
+        if self.frequency_pool > 1:
+            x = x.reshape(*x.shape[:2], -1, self.frequency_pool, x.shape[-1]).mean(axis=3)
         keys = split_or_none(dropout_key, len(self.convs))
         for conv, key in zip(self.convs, keys):
             x = jax.nn.relu(conv(x))

@@ -19,6 +19,7 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +37,9 @@ from experiments.data.types import (NoteEvent, Performance, Piece, ScoreNote, Th
 from experiments.features import FeatureConfig
 
 __all__ = [
+    "SPLITS",
+    "SplitConfig",
+    "assign_splits",
     "corpus_config",
     "Corpus",
     "CorpusConfig",
@@ -46,6 +50,7 @@ __all__ = [
     "load_corpus",
     "make_version",
     "piece_from_dict",
+    "theme_melody",
     "piece_to_dict",
     "version_from_dict",
     "version_to_dict",
@@ -53,6 +58,53 @@ __all__ = [
 
 # Bump when the renderer or the stored format changes: old caches are then ignored.
 FORMAT_VERSION = 1
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    """Which pieces train, validate and test (``conf/data/*.yaml`` key ``split``).
+
+    Every version of a piece lies in its piece's split, so no test recording shares
+    notes with anything a learned component saw. Fractions of the pieces; the rest is test.
+
+    Attributes:
+      train: fraction of the pieces whose versions fit networks, PCA and thresholds.
+      val: fraction for model selection and early stopping.
+      salt: changes the draw (the same salt always gives the same split).
+    """
+
+    train: float = 0.5
+    val: float = 0.1
+    salt: str = ""
+
+
+def _piece_rank(piece_id: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}/{piece_id}".encode()).hexdigest()
+
+
+def assign_splits(piece_ids, config: SplitConfig) -> dict[str, str]:
+    """piece id -> ``"train"``, ``"val"`` or ``"test"``: deterministic, by a hash of the id.
+
+    The pieces are ordered by ``sha256(salt/piece_id)``; the first ``round(train * n)``
+    train, the next ``round(val * n)`` validate, the rest test, with at least one piece
+    in each split (a corpus needs 3 pieces). Independent of the order of ``piece_ids``.
+
+    Raises:
+      ValueError: fractions outside [0, 1] or summing past 1, or fewer than 3 pieces.
+    """
+    n = len(piece_ids)
+    if not (0 < config.train and 0 < config.val and config.train + config.val < 1):
+        raise ValueError(f"split fractions need 0 < train, 0 < val and train + val < 1 (the rest tests), "
+                         f"got train={config.train}, val={config.val}")
+    if n < 3:
+        raise ValueError(f"a corpus needs at least 3 pieces for train / val / test splits, got {n}")
+    n_train = min(max(1, round(config.train * n)), n - 2)
+    n_val = min(max(1, round(config.val * n)), n - n_train - 1)
+    ordered = sorted(piece_ids, key=lambda piece_id: _piece_rank(piece_id, config.salt))
+    return {piece_id: SPLITS[(rank >= n_train) + (rank >= n_train + n_val)]
+            for rank, piece_id in enumerate(ordered)}
 
 
 @dataclasses.dataclass
@@ -63,6 +115,9 @@ class CorpusConfig:
       name: label of the corpus (prefix of its cache folder).
       pieces: music21 corpus paths or globs (e.g. ``"bach/bwv2*"``), or score files.
       max_pieces: keep the first ``max_pieces`` matches (``None``: all).
+      distinct_themes: leave out a piece whose theme opens with the same melody (intervals of
+        its first notes) as a piece kept before it: chorale tunes recur in several
+        harmonizations, and a query would find the other piece's recordings, counted wrong.
       versions_per_piece: number of rendered versions of each piece.
       max_measures: truncate every score to its first measures (``None``: whole).
       theme_measures: theme length in measures (see :class:`~experiments.data.types.Theme`).
@@ -70,6 +125,7 @@ class CorpusConfig:
       default_qpm: tempo (quarters per minute) of scores without a metronome mark.
       seed: base seed of all versions.
       performance: ranges of the performance parameters.
+      split: which pieces train, validate and test (not part of the hash: the audio is the same).
       features: the feature that retrieval and training compute from this corpus
         (``conf/data/*.yaml`` key ``features``; not part of the hash).
       cache_dir: folder of the cache (not part of the hash).
@@ -78,6 +134,7 @@ class CorpusConfig:
     name: str = "small"
     pieces: tuple[str, ...] = ("bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv26.6")
     max_pieces: int | None = None
+    distinct_themes: bool = True
     versions_per_piece: int = 3
     max_measures: int | None = None
     theme_measures: int = 4
@@ -85,6 +142,7 @@ class CorpusConfig:
     default_qpm: float = 90.0
     seed: int = 0
     performance: PerformanceRanges = dataclasses.field(default_factory=PerformanceRanges)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     cache_dir: str = ".cache/sdtw-retrieval"
 
@@ -93,6 +151,7 @@ class CorpusConfig:
         payload = dataclasses.asdict(self)
         payload.pop("cache_dir")
         payload.pop("features")  # computed from the audio, cached apart
+        payload.pop("split")     # assigns pieces, renders nothing
         payload["format"] = FORMAT_VERSION
         return cache.config_hash(payload)
 
@@ -123,6 +182,27 @@ class Corpus:
 
     def versions_of(self, piece_id: str) -> list[Version]:
         return [v for v in self.versions if v.piece_id == piece_id]
+
+    @property
+    def splits(self) -> dict[str, str]:
+        """piece id -> its split (``config.split``, see :func:`assign_splits`)."""
+        return assign_splits(list(self.pieces), self.config.split)
+
+    def split_pieces(self, split: str) -> list[str]:
+        """Ids of the pieces in ``split`` (``"train"``, ``"val"`` or ``"test"``), in corpus order."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+        splits = self.splits
+        return [piece_id for piece_id in self.pieces if splits[piece_id] == split]
+
+    def subset(self, split: str, max_pieces: int | None = None) -> "Corpus":
+        """The corpus restricted to the pieces of ``split`` (the first ``max_pieces`` of them).
+
+        The subset shares the cache folder, so features computed on it are the corpus's.
+        """
+        kept = self.split_pieces(split)[:max_pieces]
+        return dataclasses.replace(self, pieces={p: self.pieces[p] for p in kept},
+                                   versions=[v for v in self.versions if v.piece_id in kept])
 
     def version(self, version_id: str) -> Version:
         for v in self.versions:
@@ -304,7 +384,9 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
     if (root / "manifest.json").exists() and not rebuild:
         damaged = damaged_files(root)
         if not damaged:
-            return load_corpus(root)
+            # The manifest's config has the same content key; the caller's says how to split and
+            # featurize it.
+            return dataclasses.replace(load_corpus(root), config=config)
         warnings.warn(f"corpus cache {root}: rebuilding what is damaged: {', '.join(damaged.values())}",
                       stacklevel=2)
         for path in [*damaged, root / "manifest.json"]:
@@ -314,6 +396,7 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
     if not sources:
         raise ValueError(f"no music21 corpus file matches {list(config.pieces)}")
     pieces: dict[str, Piece] = {}
+    melodies: dict[tuple[int, ...], str] = {}
     for source in tqdm(sources, desc="parse scores", disable=not progress):
         if config.max_pieces is not None and len(pieces) >= config.max_pieces:
             break
@@ -322,6 +405,10 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
         except ScoreLoadError as exc:
             warnings.warn(f"skipping {source}: {exc}", stacklevel=2)
             continue
+        melody = theme_melody(piece)
+        if config.distinct_themes and melody in melodies:
+            continue  # the same tune as a piece already kept (see CorpusConfig.distinct_themes)
+        melodies[melody] = piece.piece_id
         pieces[piece.piece_id] = piece
     if not pieces:
         raise ValueError(f"none of the scores {sources} could be parsed")
@@ -338,6 +425,12 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
         "build_seconds": build_seconds, "summary": corpus.summary(),
     })
     return corpus
+
+
+def theme_melody(piece: Piece, notes: int = 8) -> tuple[int, ...]:
+    """Intervals between the first ``notes`` theme notes: the same tune in any key gives the same tuple."""
+    pitches = [n.pitch for n in sorted(piece.theme.notes, key=lambda n: (n.onset_q, -n.pitch))][:notes]
+    return tuple(int(b - a) for a, b in zip(pitches, pitches[1:]))
 
 
 def damaged_files(root: Path) -> dict[Path, str]:

@@ -5,8 +5,8 @@ Each variant is the chroma CNN of :mod:`models` trained by
 (Zalkow & Müller 2021: strong alignment, linear scaling, CTC; Krause, Weiß &
 Müller 2023: soft-DTW). :func:`trained_extractors` trains each one for a few
 steps (or resumes it: runs live in ``run_root/<data>-<hash of the data config>/<name>-<hash of
-the model config>``, so a second call with the same folder, data and model only loads the
-checkpoints, and another data or model config trains afresh instead of failing on them) and wraps the network as a
+the model, loss, optimizer and targets>``, so a second call with the same folder and configs only
+loads the checkpoints, and another config trains afresh instead of failing on them) and wraps the network as a
 ``chroma_fn(audio, sr) -> (T, 12)`` for :func:`experiments.retrieval.theme.chroma_database`.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,6 @@ import numpy as np
 from experiments import features
 from experiments.config import compose, from_config
 from experiments.retrieval.tempo import scale_tempo
-from experiments.retrieval.theme import ChromaExtractor
 from experiments.training.datasets import data_key
 
 VARIANTS = {  # table row -> training experiment (conf/experiment/)
@@ -35,13 +34,14 @@ VARIANTS = {  # table row -> training experiment (conf/experiment/)
 }
 
 
-def model_key(model_cfg) -> str:
-    """Short hash of a resolved model config."""
+def run_key(cfg) -> str:
+    """Short hash of what shapes a trained network besides its data: model, loss, optimizer, targets."""
     from omegaconf import OmegaConf
 
     from experiments.data import cache
 
-    return cache.config_hash(OmegaConf.to_container(model_cfg, resolve=True), length=8)
+    parts = {key: cfg.get(key) for key in ("model", "loss", "optim", "targets")}
+    return cache.config_hash(OmegaConf.to_container(OmegaConf.create(parts), resolve=True), length=8)
 
 
 def train_config(experiment: str, data: str, steps: int, output_dir: Path, overrides=()):
@@ -55,27 +55,45 @@ def train_config(experiment: str, data: str, steps: int, output_dir: Path, overr
     return cfg
 
 
-def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> ChromaExtractor:
-    """Wrap a trained chroma network: audio -> its HCQT -> chroma posteriors ``(T, 12)`` at ``rate_hz``.
+@dataclasses.dataclass(frozen=True)
+class LearnedChroma:
+    """A trained chroma network as a :data:`~experiments.retrieval.theme.ChromaExtractor`.
 
-    A 13-class (CTC) head gives softmax probabilities without the blank
-    (class 0); a 12-class head gives sigmoid probabilities.
+    ``LearnedChroma(audio, sr)`` computes the HCQT and applies the network;
+    :meth:`from_features` starts from an HCQT computed (and cached) with ``features``,
+    so several networks share one feature pass over a corpus.
+
+    Attributes:
+      apply: jitted network, ``(T, H, F)`` HCQT -> ``(T, K)`` logits.
+      features: the HCQT settings the network was trained on.
+      rate_hz: output rate of the chroma.
     """
-    config = dataclasses.replace(from_config(features.FeatureConfig, cfg.data.features), kind="hcqt")
-    apply = jax.jit(lambda x: model(x[None])[0])
 
-    def chroma(audio: np.ndarray, sr: int) -> np.ndarray:
-        logits = apply(jnp.asarray(features.audio_features(audio, sr, config)))
-        if logits.shape[-1] == 13:
-            probs = jax.nn.softmax(logits, axis=-1)[:, 1:]
-        else:
-            probs = jax.nn.sigmoid(logits)
-        return scale_tempo(np.asarray(probs, np.float32), config.rate_hz, rate_hz, 1.0)
+    apply: Callable[[jax.Array], jax.Array]
+    features: features.FeatureConfig
+    rate_hz: float = 10.0
 
-    return chroma
+    def from_features(self, hcqt: np.ndarray) -> np.ndarray:
+        """Chroma posteriors ``(T, 12)`` at ``rate_hz`` from an HCQT ``(T, H, F)``.
+
+        A 13-class (CTC) head gives softmax probabilities without the blank
+        (class 0); a 12-class head gives sigmoid probabilities.
+        """
+        logits = self.apply(jnp.asarray(hcqt))
+        probs = jax.nn.softmax(logits, axis=-1)[:, 1:] if logits.shape[-1] == 13 else jax.nn.sigmoid(logits)
+        return scale_tempo(np.asarray(probs, np.float32), self.features.rate_hz, self.rate_hz, 1.0)
+
+    def __call__(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        return self.from_features(features.audio_features(audio, sr, self.features))
 
 
-def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, ChromaExtractor]:
+def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> LearnedChroma:
+    """Wrap a trained chroma network: audio -> its HCQT -> chroma posteriors ``(T, 12)`` at ``rate_hz``."""
+    config = dataclasses.replace(from_config(features.FeatureConfig, cfg.data.get("features") or {}), kind="hcqt")
+    return LearnedChroma(jax.jit(lambda x: model(x[None])[0]), config, rate_hz)
+
+
+def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, LearnedChroma]:
     """Train (or resume) every variant for ``steps`` steps on corpus ``data``; their chroma extractors."""
     from omegaconf import open_dict
 
@@ -85,8 +103,71 @@ def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -
     for row, experiment in VARIANTS.items():
         cfg = train_config(experiment, data, steps, Path(run_root), overrides)
         with open_dict(cfg):
-            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{model_key(cfg.model)}")
+            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{run_key(cfg)}")
         logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
         _, objects = train(cfg)
         extractors[row] = chroma_extractor(objects["model"], cfg)
     return extractors
+
+
+class NoTrainedNetworkError(FileNotFoundError):
+    """No run folder with a trained chroma network where one was looked for."""
+
+
+TRAIN_COMMAND = "python -m experiments.train experiment=ctc_chroma data=small"
+RUN_ROOTS = (Path("reports/latest/training"), Path("logs/ctc_chroma/runs"))  # the report's, then the train app's
+
+
+def find_run(roots=RUN_ROOTS, experiment: str = "ctc_chroma") -> Path:
+    """The newest run folder of ``experiment`` under ``roots`` that holds a best checkpoint.
+
+    Raises:
+      NoTrainedNetworkError: naming the command that trains one.
+    """
+    from experiments.train import RUN_CONFIG
+
+    runs = [config.parent for root in map(Path, roots) if root.is_dir() for config in root.rglob(RUN_CONFIG)
+            if (config.parent / "checkpoints" / "best").is_dir() and _task_name(config) == experiment]
+    if not runs:
+        raise NoTrainedNetworkError(
+            f"no trained chroma network ({experiment}) under {', '.join(map(str, roots))}: train one with "
+            f"`{TRAIN_COMMAND}` (or `python -m experiments.reproduce`), or pass --checkpoint RUN_FOLDER")
+    return max(runs, key=lambda run: (run / RUN_CONFIG).stat().st_mtime)
+
+
+def _task_name(config_path: Path) -> str | None:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(config_path).get("task_name")
+
+
+def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
+    """The chroma network of a run folder (``experiments.train``'s or the report's), best checkpoint.
+
+    Raises:
+      NoTrainedNetworkError: the folder holds no ``run_config.yaml`` or no best checkpoint.
+    """
+    from flax import nnx
+    from omegaconf import OmegaConf
+
+    from experiments.config import build_model
+    from experiments.train import RUN_CONFIG, build_optimizer, model_config
+    from experiments.training.checkpoints import Checkpoints, load_training_state, training_state
+
+    run = Path(run)
+    if not (run / RUN_CONFIG).is_file() or not (run / "checkpoints" / "best").is_dir():
+        raise NoTrainedNetworkError(f"{run} is not a finished training run (no {RUN_CONFIG} or checkpoints/best): "
+                                    f"train one with `{TRAIN_COMMAND}`")
+    cfg = OmegaConf.load(run / RUN_CONFIG)
+    if cfg.get("inputs") != "hcqt":
+        raise NoTrainedNetworkError(f"{run} trained a {cfg.get('task_name')} network on {cfg.get('inputs')}, "
+                                    "not a chroma network on the HCQT")
+    model = build_model(cfg.model, cfg.seed)
+    optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)
+    checkpoints = Checkpoints(run / "checkpoints", model_config(cfg), save_every=1)
+    try:
+        _, state = checkpoints.restore(training_state(model, optimizer), kind="best")
+    finally:
+        checkpoints.close()
+    load_training_state(model, optimizer, state)
+    return chroma_extractor(model, cfg, rate_hz)

@@ -44,10 +44,34 @@ def _interval(bounds: tuple[float, float]) -> str:
     return "" if bounds[0] != bounds[0] else f"[{bounds[0]:.2f}, {bounds[1]:.2f}]"
 
 
+def result_record(table: str, method: str, queries: int, items: int, **metrics) -> dict:
+    """One row of ``results.json``: metric ``m`` with an interval is given as ``m=(value, (low, high))``."""
+    record = {"table": table, "method": method, "queries": int(queries), "items": int(items)}
+    for name, value in metrics.items():
+        if isinstance(value, tuple):
+            value, interval = value
+            record[f"{name}_ci95"] = [None if x != x else round(float(x), 4) for x in interval]
+        record[name] = None if value != value else round(float(value), 4)
+    return record
+
+
+def _theme_database(corpus, extractor) -> dict[str, np.ndarray]:
+    """Chroma of every recording: a learned extractor reads the cached HCQT of the corpus."""
+    if hasattr(extractor, "from_features"):
+        hcqt = corpus_features(corpus, extractor.features)
+        return {vid: extractor.from_features(values) for vid, values in hcqt.items()}
+    return theme.chroma_database(corpus.versions, extractor, progress=True)
+
+
 def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaExtractor] | None = None,
-                  training_note: str = "") -> list[str]:
+                  training_note: str = "", *, normalize: str = "query",
+                  results: list | None = None) -> list[str]:
     """Theme retrieval table: standard and enhanced chroma at 10 Hz, and learned chroma
-    (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`)."""
+    (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`).
+
+    ``corpus`` holds the pieces to measure on (the report passes its test pieces); one record per
+    row is appended to ``results``.
+    """
     rate_hz = 10.0
     extractors = {"standard": theme.standard_chroma, "enhanced": theme.enhanced_chroma, **(learned or {})}
     rows = ["| chroma variant | queries / recordings | Top-1 [95% CI] | Top-10 | MAP [95% CI] | match on theme "
@@ -56,19 +80,27 @@ def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaE
     for name in {**SEED_THEME, **extractors}:
         seed = SEED_THEME.get(name)
         if name in extractors:
-            database = theme.chroma_database(corpus.versions, extractors[name], progress=True)
-            r = theme.evaluate_theme_retrieval(corpus, database, rate_hz, progress=True)
+            database = _theme_database(corpus, extractors[name])
+            r = theme.evaluate_theme_retrieval(corpus, database, rate_hz, normalize=normalize, progress=True)
             ours = (f"{r.queries} / {r.items} | {_fmt(r.top1)} {_interval(r.top1_ci)} | {_fmt(r.top10)} "
                     f"| {_fmt(r.map)} {_interval(r.map_ci)} | {_fmt(r.position_accuracy)}")
+            if results is not None:
+                results.append(result_record("theme_retrieval", name, r.queries, r.items, top1=(r.top1, r.top1_ci),
+                                             top10=r.top10, map=(r.map, r.map_ci),
+                                             match_on_theme=r.position_accuracy))
         else:
             ours = "– | – | – | – | –"
         seed_cells = "– | –" if seed is None else f"{seed[0]:.3f} | {seed[1]:.3f}"
         rows.append(f"| {name} | {ours} | {seed_cells} |")
+    normalization = ("divided by the query length and by the recording's median over its end positions "
+                     "(costs comparable across recordings)" if normalize == "recording"
+                     else "divided by the query length")
     return [
         "## Theme retrieval",
         "",
         f"{len(corpus.pieces)} symbolic themes (first {corpus.config.theme_measures} measures of the principal voice)",
-        f"vs {len(corpus.versions)} recordings; subsequence DTW on chroma at {rate_hz:g} Hz, cosine cost,",
+        f"of the test pieces vs their {len(corpus.versions)} recordings; subsequence DTW on chroma at {rate_hz:g} Hz,",
+        f"cosine cost {normalization},",
         f"12 cyclic shifts and tempo scalings {theme.THEME_TEMPO_SCALES} of the query. Top-k: a recording",
         "of the query's piece within the first k (n/a where k reaches the number of other recordings: it",
         "could not fail); intervals: 95% bootstrap over the queries. *Match on theme*: fraction of",
@@ -98,8 +130,9 @@ def _matching_figure(evaluation, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def audio_matching_section(out: pathlib.Path, corpus) -> list[str]:
-    """Audio matching table (diagonal and DTW), a ranked hit list and the matching-curve figure."""
+def audio_matching_section(out: pathlib.Path, corpus, *, results: list | None = None) -> list[str]:
+    """Audio matching table (diagonal and DTW), a ranked hit list and the matching-curve figure;
+    one record per row appended to ``results``."""
     cens = corpus_features(corpus, CENS_10HZ)
     shortest = min(v.duration_s for v in corpus.versions)
     query_seconds = float(min(20.0, np.floor(shortest / 2)))
@@ -110,6 +143,9 @@ def audio_matching_section(out: pathlib.Path, corpus) -> list[str]:
         start = time.perf_counter()
         evaluations[method] = e = matching.evaluate_audio_matching(corpus, cens, query_seconds=query_seconds,
                                                                    method=method)
+        if results is not None:
+            results.append(result_record("audio_matching", method, e.queries, e.items, p_at_1=(e.p_at_1, e.p_at_1_ci),
+                                         map=(e.map, e.map_ci), position=e.position_accuracy))
         rows.append(f"| {method} ({time.perf_counter() - start:.1f} s) | {e.queries} / {e.items} "
                     f"| {_fmt(e.p_at_1)} {_interval(e.p_at_1_ci)} | {_fmt(e.map)} {_interval(e.map_ci)} "
                     f"| {_fmt(e.position_accuracy)} |")
@@ -121,7 +157,7 @@ def audio_matching_section(out: pathlib.Path, corpus) -> list[str]:
     return [
         "## Audio matching",
         "",
-        f"Query: the first {query_seconds:g} s of each recording; database: every recording; CENS (4.1 s",
+        f"{len(corpus.pieces)} test pieces (`report.matching_pieces`). Query: the first {query_seconds:g} s of each recording; database: every recording; CENS (4.1 s",
         f"smoothing) at 1 Hz; tempo scalings {matching.TEMPO_SCALES}. P@1 and MAP rank the recordings by",
         "their best match (relevant: the other versions of the same piece; the query's own recording",
         "is left out). Position: the best match overlaps the query's passage in the other version.",
@@ -144,11 +180,18 @@ def _shingle_rate(corpus, length: int) -> float:
     return float(max(1.0, np.ceil(2 * length / shortest)))
 
 
-def shingle_section(out: pathlib.Path, corpus, *, length: int = 20) -> list[str]:
-    """Version identification with raw and PCA-reduced shingles over every index; P@1/MAP vs dimension."""
+def shingle_section(out: pathlib.Path, corpus, *, train=None, length: int = 20,
+                    results: list | None = None) -> list[str]:
+    """Version identification with raw and PCA-reduced shingles over every index; P@1/MAP vs dimension.
+
+    ``corpus`` holds the recordings searched (the report's test pieces); PCA is fit on the shingles
+    of ``train`` (the train pieces; None: on the searched ones). One record per row goes to ``results``.
+    """
     cens = corpus_features(corpus, CENS_10HZ)
     rate_hz = _shingle_rate(corpus, length)
     database = shingles.build_shingle_database(cens, 10.0, rate_hz=rate_hz, length=length)
+    fit = database if train is None else shingles.build_shingle_database(corpus_features(train, CENS_10HZ), 10.0,
+                                                                         rate_hz=rate_hz, length=length)
     queries, owners, relevant = shingles.corpus_shingle_queries(corpus, cens, 10.0, rate_hz=rate_hz,
                                                                 length=length, query_hop_s=length / rate_hz / 2)
     rows = ["| shingles | dim | index | queries / recordings | P@1 [95% CI] | MAP [95% CI] | query (ms) | seed P@1 "
@@ -156,10 +199,14 @@ def shingle_section(out: pathlib.Path, corpus, *, length: int = 20) -> list[str]
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     by_dim = {}
     for dim in (240, 30, 12, 6):
-        embed = None if dim == 240 else shingles.pca_embedding(database.vectors, dim)
+        embed = None if dim == 240 else shingles.pca_embedding(fit.vectors, dim)
         for kind, label in (("brute", "brute"), ("kdtree", "KD"), ("hnsw", "HNSW")):
             r = shingles.version_identification(database, queries, owners, relevant, index_kind=kind, embed=embed)
             by_dim.setdefault(dim, r)
+            if results is not None:
+                results.append(result_record("shingle_retrieval", f"{'raw' if dim == 240 else 'PCA'} {dim} {label}",
+                                             r["queries"], r["items"], p_at_1=(r["p@1"], r["p@1_ci95"]),
+                                             map=(r["map"], r["map_ci95"]), query_ms=r["query_ms"]))
             seed = SEED_SHINGLES[dim]
             seed_ms = SEED_QUERY_MS.get((label, dim))
             rows.append(f"| {'raw' if dim == 240 else 'PCA'} | {dim} | {label} | {r['queries']} / {r['items']} "
@@ -187,7 +234,8 @@ def shingle_section(out: pathlib.Path, corpus, *, length: int = 20) -> list[str]
         f"of {len(database.item_ids)} recordings; {len(queries)} query shingles (every {length / rate_hz / 2:g} s",
         f"of each recording) in {len(matching.TEMPO_SCALES)} tempo variants; a recording scores its nearest",
         "retrieved shingle (k = 100 per variant); relevant: the other versions of the same piece.",
-        "Reduced rows use classical PCA; a learned embedding plugs into `version_identification(..., embed=fn)`.",
+        f"Reduced rows use classical PCA{'' if train is None else f' fit on the {len(fit.vectors)} shingles of the train pieces'};"
+        " a learned embedding plugs into `version_identification(..., embed=fn)`.",
         "Query time is per query (all variants), one thread; the seed's times are at 1.25M shingles.",
         "",
         *rows,
@@ -270,7 +318,7 @@ def _confidence_figure(result: identification.IdentificationResult, path: pathli
 
 
 def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10.0),
-                           per_recording: int = 12) -> list[str]:
+                           per_recording: int = 12, results: list | None = None) -> list[str]:
     """Audio identification: identification rate under degradations, false positives, query time, index
     size; thresholds calibrated on half of the clips, every rate measured on the other half."""
     result = identification.evaluate_identification(corpus, durations=durations, per_recording=per_recording,
@@ -290,6 +338,14 @@ def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10
                 cells += [_count_cell(result.identified(system, condition=condition, duration_s=d, search=search,
                                                         part="test")) for system in result.systems]
             label = condition if search == "speed 1" else f"{condition}, speed search"
+            if results is not None:
+                for d in durations:
+                    for system in result.systems:
+                        n, total = result.identified(system, condition=condition, duration_s=d, search=search,
+                                                     part="test")
+                        if total:
+                            results.append(result_record("audio_identification", f"{system}: {label}, {d:g} s",
+                                                         total, result.index[ours]["files"], identified=n / total))
             rows.append(f"| {label} | {' | '.join(cells)} |")
     false_rows = [f"| clips from | {head} |", align]
     for kind in ("other rendering", "outside"):

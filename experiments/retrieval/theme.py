@@ -4,12 +4,14 @@ A symbolic monophonic theme (the first phrase of a piece's principal voice,
 :class:`~experiments.data.types.Theme`) is the query; the database holds the
 chroma features of every audio recording. The theme becomes a binary chroma
 sequence at the feature rate and is matched anywhere in each recording with
-subsequence DTW (:func:`sdtw.subsequence_dtw`, cosine cost). Robustness:
+subsequence DTW (:func:`matching_function`: step sizes (1,1), (2,1), (1,2),
+cosine cost, each query frame counted once). Robustness:
 
-- transposition: the 12 cyclic shifts of the query chroma;
+- transposition: cyclic shifts of the query chroma, those that fit the
+  recording's pitch-class profile best (:func:`transposition_candidates`);
 - tempo: the query rendered at several tempo scalings (DTW absorbs the local
-  deviations, the scalings the global ones); costs are normalised by the
-  query length so scalings compare;
+  deviations, the scalings the global ones); costs are divided by the
+  query length, so scalings and recordings compare;
 
 and a recording's distance is the minimum over shifts, scalings and end
 positions. Recordings are ranked by it; Top-k accuracy asks whether a
@@ -39,14 +41,17 @@ from experiments.retrieval import metrics
 
 __all__ = [
     "ChromaExtractor",
+    "NORMALIZATIONS",
     "THEME_TEMPO_SCALES",
     "ThemeRetrievalResult",
     "chroma_database",
     "enhanced_chroma",
     "evaluate_theme_retrieval",
     "match_theme",
+    "matching_function",
     "standard_chroma",
     "theme_query",
+    "transposition_candidates",
 ]
 
 ChromaExtractor = Callable[[np.ndarray, int], np.ndarray]
@@ -110,51 +115,138 @@ def chroma_database(versions, chroma_fn: ChromaExtractor, *, progress: bool = Fa
             for v in tqdm(versions, desc="chroma", disable=not progress)}
 
 
-@functools.partial(jax.jit, static_argnames=())
-def _match_padded(shifted: jax.Array, query_length: jax.Array, database: jax.Array, db_lengths: jax.Array):
-    """Best match of 12 shifted queries (12, N, 12) in each padded item (V, M, 12).
+NORMALIZATIONS = ("query", "recording")
 
-    Returns (V,) distance (per query frame), start and end frames.
+
+def matching_function(cost: jax.Array, query_length: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Subsequence DTW with step sizes (1, 1), (2, 1), (1, 2), every query frame counted once.
+
+    ``D(i, j) = min(D(i-1, j-1) + C(i, j),
+                    D(i-2, j-1) + C(i-1, j) + C(i, j),
+                    D(i-1, j-2) + (C(i, j-1) + C(i, j)) / 2)``, ``D(0, j) = C(0, j)``.
+
+    The step sizes are those of Müller (FMP, Sec. 7.2.3): they bound the local tempo ratio
+    to [1/2, 2], which the query's tempo scalings complement. Unweighted, a (2, 1) step
+    would skip a query frame, so a path could leave out half of the query and its cost per
+    frame would mean little; here each query frame adds the cost of its own column (the
+    mean of its two columns on a (1, 2) step), and ``D(n-1, e) / n`` is the mean cost per
+    query frame. Every cell depends on the two rows above only, so the recursion runs row
+    by row with whole rows (of every problem in the batch) as vectors: ``N`` steps instead
+    of the ``N + M`` anti-diagonals of the general kernel.
+
+    Args:
+      cost: ``(..., N, M)`` local costs; rows past ``query_length`` are ignored.
+      query_length: ``n <= N``, the query's true length.
+
+    Returns:
+      ``(delta (..., M), starts (..., M))``: ``D(n-1, e)``, the cost of the best alignment of
+      the whole query ending at column ``e`` (+inf where none), and its start column.
     """
-    def one(query, item, item_length):
-        cost = sdtw.costs.cosine(query, item)
-        delta, starts = sdtw.subsequence_dtw(cost, lengths=(query_length, item_length))
-        return delta / query_length, starts
+    m = cost.shape[-1]
+    rows = jnp.moveaxis(cost, -2, 0)                      # (N, ..., M): the scan runs over rows
+    inf = jnp.full(rows.shape[1:-1] + (1,), jnp.inf, cost.dtype)
+    none = jnp.full(rows.shape[1:-1] + (1,), -1, jnp.int32)
 
-    per_item = jax.vmap(one, in_axes=(None, 0, 0))
-    delta, starts = jax.vmap(per_item, in_axes=(0, None, None))(shifted, database, db_lengths)  # (12, V, M)
-    flat = jnp.transpose(delta, (1, 0, 2)).reshape(delta.shape[1], -1)                           # (V, 12 M)
+    def shift(row, fill, by=1):  # row[..., j - by], ``fill`` before the start
+        return jnp.concatenate([jnp.repeat(fill, by, axis=-1), row[..., :-by]], axis=-1)
+
+    def step(carry, inputs):
+        d1, d2, s1, s2, delta, starts = carry
+        row, above, i = inputs
+        diagonal = shift(d1, inf) + row
+        vertical = shift(d2, inf) + above + row
+        horizontal = shift(d1, inf, 2) + 0.5 * (shift(row, inf) + row)
+        d0 = jnp.minimum(jnp.minimum(diagonal, vertical), horizontal)
+        s0 = jnp.where(d0 == diagonal, shift(s1, none), jnp.where(d0 == vertical, shift(s2, none),
+                                                                   shift(s1, none, 2)))
+        last = i == query_length - 1
+        return (d0, d1, s0, s1, jnp.where(last, d0, delta), jnp.where(last, s0, starts)), None
+
+    columns = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), rows.shape[1:])
+    unreached = jnp.broadcast_to(inf, rows.shape[1:])
+    init = (rows[0], unreached, columns, jnp.broadcast_to(none, rows.shape[1:]),
+            jnp.where(query_length == 1, rows[0], unreached), columns)
+    (*_, delta, starts), _ = jax.lax.scan(step, init, (rows[1:], rows[:-1], jnp.arange(1, rows.shape[0])))
+    return delta, starts
+
+
+@functools.partial(jax.jit, static_argnames=("normalize",))
+def _match_padded(queries: jax.Array, query_length: jax.Array, database: jax.Array, db_lengths: jax.Array,
+                  normalize: str = "query"):
+    """Best match in each padded item (V, M, 12) of its own S shifted queries (V, S, N, 12).
+
+    Returns (V,) distance, start and end frames (see :func:`match_theme` for ``normalize``).
+    """
+    cost = jax.vmap(lambda shifts, item: jax.vmap(lambda q: sdtw.costs.cosine(q, item))(shifts))(queries, database)
+    delta, starts = matching_function(cost, query_length)                                        # (V, S, M)
+    valid = (jnp.arange(delta.shape[-1])[None] < db_lengths[:, None])[:, None]                   # (V, 1, M)
+    delta = jnp.where(valid, delta / query_length, jnp.inf)
+    if normalize == "recording":
+        reached = valid & jnp.isfinite(delta)  # the first columns cannot end a whole query
+        delta = delta / jnp.nanmedian(jnp.where(reached, delta, jnp.nan), axis=-1, keepdims=True)
+    flat, flat_starts = delta.reshape(delta.shape[0], -1), starts.reshape(delta.shape[0], -1)    # (V, S M)
     best = jnp.argmin(flat, axis=1)
-    end = best % delta.shape[2]
-    start = jnp.transpose(starts, (1, 0, 2)).reshape(delta.shape[1], -1)[jnp.arange(flat.shape[0]), best]
-    return flat[jnp.arange(flat.shape[0]), best], start, end
+    rows = jnp.arange(flat.shape[0])
+    return flat[rows, best], flat_starts[rows, best], best % delta.shape[-1]
 
 
 def _pad_to(length: int, multiple: int) -> int:
     return -(-length // multiple) * multiple
 
 
+def transposition_candidates(query: np.ndarray, item: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` cyclic shifts of the query whose pitch-class profile (mean chroma) agrees best
+    with the item's: the optimal transposition index (Serrà, Gómez & Herrera 2008), best first."""
+    profile, target = query.mean(axis=0), item.mean(axis=0)
+    agreement = [float(np.roll(profile, shift) @ target) for shift in range(12)]
+    return np.argsort(agreement, kind="stable")[::-1][:count]
+
+
 def match_theme(variants: Sequence[np.ndarray], database: Sequence[np.ndarray], *,
-                item_chunk: int = 16, pad_multiple: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                normalize: str = "query", transpositions: int = 3, item_chunk: int = 16,
+                pad_multiple: int = 32, item_pad_multiple: int = 128
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best match of a query (several tempo variants, each ``(N, 12)``) in every item.
 
     Args:
       variants: tempo variants of one query.
       database: items ``(M_v, 12)`` at the query's rate.
-      item_chunk: items per device call (bounds memory to ``12 * item_chunk * N * M``).
-      pad_multiple: query and item lengths are padded up to a multiple of this
-        (fewer recompilations; padding is excluded through ``lengths``).
+      normalize: how costs are made comparable. ``"query"``: the subsequence-DTW cost per
+        query frame (:func:`matching_function`). ``"recording"``: that, divided by its median
+        over the item's end positions, so a recording that resembles every query a little
+        (one voice, dense chroma) no longer ranks first for all of them: what counts is how
+        much better the best match is than the recording's typical match. On the train and
+        val pieces of the default corpus, ``"query"`` ranked better (Top-1 0.18 vs 0.13 with
+        standard chroma, 56 themes), so it is the default.
+      transpositions: cyclic shifts of the query tried per item: the ``k`` whose pitch-class
+        profile fits the item best (:func:`transposition_candidates`; ``12 / k`` times less
+        work than all 12).
+      item_chunk: items per device call (bounds memory to ``k * item_chunk * N * M``); items of
+        similar length go together.
+      pad_multiple, item_pad_multiple: query and item lengths are padded up to a multiple of
+        these (fewer recompilations; padding is excluded through ``lengths``).
 
     Returns:
       ``(distance (V,), start_frame (V,), end_frame (V,))``: minimum over tempo
-      variants and the 12 cyclic shifts of the length-normalised subsequence-DTW cost.
+      variants and the tried shifts of the normalized subsequence-DTW cost.
     """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if not 1 <= transpositions <= 12:
+        raise ValueError(f"transpositions must be in 1..12, got {transpositions}")
     n_items = len(database)
     lengths = np.array([len(x) for x in database])
-    width = _pad_to(int(lengths.max()), pad_multiple)
-    padded = np.zeros((n_items, width, 12), np.float32)
-    for v, item in enumerate(database):
-        padded[v, : len(item)] = item
+    shifts = np.stack([transposition_candidates(np.concatenate(variants), item, transpositions) for item in database])
+    # Items of similar length share a call, padded to the longest of them only (and to a multiple
+    # of ``item_pad_multiple``, so that few shapes compile).
+    order = np.argsort(lengths, kind="stable")
+    chunks = []
+    for first in range(0, n_items, item_chunk):
+        chunk = order[first:first + item_chunk]
+        padded = np.zeros((len(chunk), _pad_to(int(lengths[chunk].max()), item_pad_multiple), 12), np.float32)
+        for row, v in enumerate(chunk):
+            padded[row, : lengths[v]] = database[v]
+        chunks.append((chunk, jnp.asarray(padded), jnp.asarray(lengths[chunk])))
     best = np.full(n_items, np.inf, np.float32)
     start = np.zeros(n_items, np.int64)
     end = np.zeros(n_items, np.int64)
@@ -162,11 +254,10 @@ def match_theme(variants: Sequence[np.ndarray], database: Sequence[np.ndarray], 
         n = len(query)
         q = np.zeros((_pad_to(n, pad_multiple), 12), np.float32)
         q[:n] = query
-        shifted = np.stack([np.roll(q, shift, axis=1) for shift in range(12)])
-        for first in range(0, n_items, item_chunk):
-            chunk = slice(first, min(first + item_chunk, n_items))
-            d, s, e = map(np.asarray, _match_padded(jnp.asarray(shifted), jnp.int32(n),
-                                                    jnp.asarray(padded[chunk]), jnp.asarray(lengths[chunk])))
+        shifted = np.stack([np.roll(q, shift, axis=1) for shift in range(12)])             # (12, N, 12)
+        for chunk, padded, chunk_lengths in chunks:
+            queries = jnp.asarray(shifted[shifts[chunk]])                                   # (V, k, N, 12)
+            d, s, e = map(np.asarray, _match_padded(queries, jnp.int32(n), padded, chunk_lengths, normalize))
             better = d < best[chunk]
             best[chunk] = np.where(better, d, best[chunk])
             start[chunk] = np.where(better, s, start[chunk])
@@ -214,9 +305,10 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 
 def evaluate_theme_retrieval(corpus, database: Mapping[str, np.ndarray], rate_hz: float, *,
-                             scales: Sequence[float] = THEME_TEMPO_SCALES, progress: bool = False
-                             ) -> ThemeRetrievalResult:
-    """One query per piece (its theme) against ``database`` (version id -> ``(T, 12)`` at ``rate_hz``)."""
+                             scales: Sequence[float] = THEME_TEMPO_SCALES, normalize: str = "query",
+                             progress: bool = False) -> ThemeRetrievalResult:
+    """One query per piece (its theme) against ``database`` (version id -> ``(T, 12)`` at ``rate_hz``);
+    ``normalize`` as in :func:`match_theme`."""
     from tqdm.auto import tqdm
 
     versions = [corpus.version(vid) for vid in database]
@@ -226,7 +318,7 @@ def evaluate_theme_retrieval(corpus, database: Mapping[str, np.ndarray], rate_hz
     on_theme = []
     for q, piece in enumerate(tqdm(pieces, desc="theme queries", disable=not progress)):
         variants = [theme_query(piece, rate_hz, s) for s in scales]
-        distances[q], start, end = match_theme(variants, items)
+        distances[q], start, end = match_theme(variants, items, normalize=normalize)
         for v, version in enumerate(versions):
             if version.piece_id == piece.piece_id:
                 on_theme.append(_overlaps(start[v] / rate_hz, (end[v] + 1) / rate_hz,

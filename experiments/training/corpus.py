@@ -3,10 +3,13 @@
 Chroma tasks: windows of `WINDOW_FRAMES` frames (hop half a window) of every
 version's features, with the three target forms of
 `experiments.training.synthetic.chroma_examples` derived from the version's
-exact note times: strong frame chroma, the sequence of score events in the
-window (weak targets, no timing) and its CTC labels. Shingles: CENS at 1 Hz
+exact note times (of the principal voice by default, see :func:`target_notes`):
+strong frame chroma, the sequence of score events in the window (weak targets, no
+timing) and its CTC labels. Shingles: CENS at 1 Hz
 cut into 20-frame shingles, labelled by piece (versions of a piece are
-positives). The last version of every piece is held out for validation.
+positives). Examples come from the pieces of the corpus's train split, validation
+examples from its val split (:meth:`~experiments.data.corpus.Corpus.split_pieces`): the
+test pieces, on which the report's tables are computed, are never read.
 """
 
 from __future__ import annotations
@@ -68,34 +71,58 @@ def _stack(examples: list[dict]) -> ArrayDataset:
     return ArrayDataset({key: np.stack([e[key] for e in examples]) for key in examples[0]})
 
 
-def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any]
-                    ) -> tuple[ArrayDataset, ArrayDataset]:
-    """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand)."""
+def _split_features(corpus, split: str, config: feats.FeatureConfig):
+    """(version, features) of the versions of one split's pieces (the others are not computed)."""
+    part = corpus.subset(split)
+    values = feats.corpus_features(part, config, progress=len(part) > 20)
+    return [(version, values[version.version_id]) for version in part.versions]
+
+
+def _examples(version, values: np.ndarray, inputs: str, rate_hz: float, shingle_frames: int,
+              label: int, notes) -> list[dict]:
+    """Training examples of one version: shingles labelled ``label``, or chroma windows of ``notes``."""
+    if inputs == "shingles":
+        return [{"inputs": values[start:start + shingle_frames].reshape(-1).astype(np.float32),
+                 "labels": np.int32(label)} for start in range(0, max(len(values) - shingle_frames + 1, 0))]
+    frames = WINDOW_FRAMES
+    return [_window_example(values, notes, start, frames, rate_hz, frames // 2)
+            for start in range(0, max(len(values) - frames // 2, 1), frames // 2)]
+
+
+TARGETS = ("melody", "all")
+
+
+def target_notes(corpus, version, targets: str):
+    """The notes a chroma network learns from: the principal voice (the part that holds the theme)
+    for ``"melody"``, every note for ``"all"``."""
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
+    if targets == "all":
+        return version.notes
+    part = corpus.pieces[version.piece_id].theme.part
+    return tuple(note for note in version.notes if note.part == part)
+
+
+def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any],
+                    targets: str = "melody") -> tuple[ArrayDataset, ArrayDataset]:
+    """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand).
+
+    Chroma targets come from :func:`target_notes` (``targets``): theme retrieval matches a
+    melody, so by default the networks learn the principal voice (Zalkow & Müller 2021 train on
+    theme annotations); ``"all"`` learns every note.
+    """
     from experiments.config import from_config
     from experiments.data import CorpusConfig, build_corpus
 
     corpus = build_corpus(from_config(CorpusConfig, data_cfg), progress=False)
     feature_cfg = _feature_config(corpus.config.features, inputs)
-    values = feats.corpus_features(corpus, feature_cfg, progress=False)
-    last_version = {}
-    for version in corpus.versions:
-        last_version[version.piece_id] = max(last_version.get(version.piece_id, -1), version.index)
-    pieces = sorted(last_version)
-    train, val = [], []
-    frames = WINDOW_FRAMES
+    pieces = sorted(corpus.pieces)
     shingle_frames = int(model_cfg.get("shingle_frames", 20))
-    for version in corpus.versions:
-        target = val if version.index == last_version[version.piece_id] else train
-        v = values[version.version_id]
-        if inputs == "shingles":
-            for start in range(0, max(len(v) - shingle_frames + 1, 0)):
-                target.append({"inputs": v[start:start + shingle_frames].reshape(-1).astype(np.float32),
-                               "labels": np.int32(pieces.index(version.piece_id))})
-            continue
-        for start in range(0, max(len(v) - frames // 2, 1), frames // 2):
-            target.append(_window_example(v, version.notes, start, frames, feature_cfg.rate_hz,
-                                          frames // 2))
+    train, val = ([example for version, v in _split_features(corpus, split, feature_cfg)
+                   for example in _examples(version, v, inputs, feature_cfg.rate_hz, shingle_frames,
+                                            pieces.index(version.piece_id), target_notes(corpus, version, targets))]
+                  for split in ("train", "val"))
     if not train or not val:
         raise ValueError(f"corpus {corpus.config.name!r} gives no training or validation examples; "
-                         f"it needs at least 2 versions per piece and clips longer than one window.")
+                         f"its train and val pieces need recordings longer than one window.")
     return _stack(train), _stack(val)

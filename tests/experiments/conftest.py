@@ -9,7 +9,7 @@ import pytest
 def tiny_config(tmp_path_factory):
     from experiments.data.corpus import CorpusConfig
 
-    return CorpusConfig(name="tiny", pieces=("bach/bwv66.6", "bach/bwv1.6"), versions_per_piece=2,
+    return CorpusConfig(name="tiny", pieces=("bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7"), versions_per_piece=2,
                         max_measures=5, theme_measures=2,
                         cache_dir=str(tmp_path_factory.mktemp("corpus-cache")))
 

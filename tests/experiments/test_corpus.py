@@ -116,7 +116,7 @@ class TestCache:
         v0, w0 = tiny_corpus.versions[0], again.versions[0]
         assert v0.notes == w0.notes and v0.performance == w0.performance
         np.testing.assert_array_equal(v0.beats_s, w0.beats_s)
-        assert again.summary()["versions"] == 4
+        assert again.summary()["versions"] == 6
 
     def test_key_ignores_cache_dir_but_not_content(self, tiny_config):
         assert tiny_config.cache_key() == dataclasses.replace(tiny_config, cache_dir="/elsewhere").cache_key()
@@ -225,3 +225,62 @@ def test_exclusive_lock_makes_another_process_wait(tmp_path):
         time.sleep(1.0)
         assert other.poll() is None  # still waiting for the lock
     assert other.communicate(timeout=60)[0].strip() == "got it"
+
+
+class TestSplits:
+    """Pieces, not recordings, are split: no test recording shares notes with training."""
+
+    ids = [f"composer-piece{i}" for i in range(60)]
+
+    def test_every_piece_in_exactly_one_split_whatever_the_order(self):
+        from experiments.data.corpus import SplitConfig, assign_splits
+
+        config = SplitConfig(train=0.5, val=0.1)
+        splits = assign_splits(self.ids, config)
+        assert set(splits) == set(self.ids) and set(splits.values()) == {"train", "val", "test"}
+        counts = {name: list(splits.values()).count(name) for name in ("train", "val", "test")}
+        assert counts == {"train": 30, "val": 6, "test": 24}
+        assert assign_splits(self.ids[::-1], config) == splits            # deterministic, order-free
+        assert assign_splits(self.ids, SplitConfig(0.5, 0.1, salt="x")) != splits
+
+    def test_small_corpora_get_one_piece_per_split_and_too_small_ones_are_refused(self):
+        from experiments.data.corpus import SplitConfig, assign_splits
+
+        assert sorted(assign_splits(["a", "b", "c"], SplitConfig(0.45, 0.1)).values()) == ["test", "train", "val"]
+        with pytest.raises(ValueError, match="at least 3 pieces"):
+            assign_splits(["a", "b"], SplitConfig())
+        with pytest.raises(ValueError, match="train \\+ val < 1"):
+            assign_splits(self.ids, SplitConfig(train=0.8, val=0.3))
+
+    def test_subsets_hold_their_pieces_versions_only(self, tiny_corpus):
+        parts = {split: tiny_corpus.subset(split) for split in ("train", "val", "test")}
+        pieces = [set(part.pieces) for part in parts.values()]
+        assert set.union(*pieces) == set(tiny_corpus.pieces) and sum(map(len, pieces)) == len(tiny_corpus.pieces)
+        for part in parts.values():
+            assert {v.piece_id for v in part.versions} == set(part.pieces)
+            assert len(part.versions) == 2 * len(part.pieces)
+        with pytest.raises(ValueError, match="unknown split 'dev'"):
+            tiny_corpus.subset("dev")
+
+    def test_training_examples_never_read_a_test_piece(self, tiny_corpus, tiny_config):
+        """The datasets compute features of train and val versions only (nothing of a test piece is cached)."""
+        import dataclasses
+
+        from experiments.training.corpus import corpus_datasets
+
+        train, val = corpus_datasets(dataclasses.asdict(tiny_config), inputs="logfreq", model_cfg={})
+        assert len(train) and len(val)
+        cached = {path.stem for path in tiny_corpus.root.glob("features/logfreq-*/*.npy")}
+        test_versions = {v.version_id for v in tiny_corpus.subset("test").versions}
+        assert cached and not cached & test_versions
+
+    def test_a_repeated_tune_is_left_out(self, tmp_path):
+        """bwv 244.54 and 244.62 harmonize the same chorale tune: only the first is kept."""
+        from experiments.data.corpus import CorpusConfig, build_corpus, theme_melody
+
+        config = CorpusConfig(name="tunes", pieces=("bach/bwv244.54", "bach/bwv244.62", "bach/bwv66.6"),
+                              versions_per_piece=1, max_measures=3, theme_measures=2, cache_dir=str(tmp_path))
+        corpus = build_corpus(config, progress=False)
+        assert list(corpus.pieces) == ["bach-bwv244.54", "bach-bwv66.6"]
+        everything = build_corpus(dataclasses.replace(config, distinct_themes=False), progress=False)
+        assert theme_melody(everything.pieces["bach-bwv244.54"]) == theme_melody(everything.pieces["bach-bwv244.62"])

@@ -206,3 +206,73 @@ def test_a_score_cannot_be_fingerprinted(music_folder, tmp_path, capsys):
     assert search.main(["--database", str(folder), "--query", str(tmp_path / "q.mid"), "--method", "fingerprint"]) == 2
     assert "cannot be fingerprinted" in capsys.readouterr().err
 
+
+
+def write_theme_midi(piece, path) -> None:
+    """The theme of ``piece`` (its notes, at the score's tempo) as a MIDI file, as a user would have it."""
+    import music21
+
+    part = music21.stream.Part([music21.tempo.MetronomeMark(number=piece.qpm)])
+    for note in piece.theme.notes:
+        event = music21.note.Note(note.pitch, quarterLength=note.offset_q - note.onset_q)
+        part.insert(note.onset_q - piece.theme.start_q + 0.0, event)
+    music21.stream.Score([part]).write("midi", fp=str(path))
+
+
+@pytest.mark.parametrize("chroma", ["standard", "enhanced"])
+def test_theme_search_ranks_the_pieces_recordings_first(music_folder, tiny_corpus, tmp_path, chroma, capsys):
+    folder, _, _ = music_folder
+    piece = tiny_corpus.pieces["bach-bwv1.6"]
+    query = tmp_path / "theme.mid"
+    write_theme_midi(piece, query)
+    out = tmp_path / "ranked.csv"
+    assert search.main(["--database", str(folder), "--query", str(query), "--method", "theme", "--chroma", chroma,
+                        "--top", "2", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    readable = {f"{v.version_id}.wav" for v in tiny_corpus.versions}
+    assert {row["file"] for row in rows} == readable  # every recording, each with its best match
+    assert [float(r["distance"]) for r in rows] == sorted(float(r["distance"]) for r in rows)
+    assert rows[0]["file"].startswith("bach-bwv1.6__")
+    version = tiny_corpus.version(rows[0]["file"][:-4])
+    assert float(rows[0]["start_s"]) < version.theme_end_s and float(rows[0]["end_s"]) > version.theme_start_s
+    assert capsys.readouterr().out.count(" s - ") == 2  # --top: printed hits
+
+
+def test_theme_search_without_a_trained_network_names_the_command(music_folder, tmp_path, monkeypatch, capsys):
+    folder, query, _ = music_folder
+    monkeypatch.chdir(tmp_path)  # no reports/ or logs/ here
+    assert search.main(["--database", str(folder), "--query", str(query), "--method", "theme",
+                        "--chroma", "dnn"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m experiments.train experiment=ctc_chroma" in err and len(err.strip().splitlines()) == 1
+
+
+def test_theme_search_with_a_trained_network(music_folder, tiny_corpus, tmp_path):
+    """--checkpoint: the chroma CNN of a run folder (a two-step tiny run: only that it loads and ranks)."""
+    from tests.experiments.train_helpers import compose_train
+
+    from experiments.train import train
+
+    run = tmp_path / "run"
+    cfg = compose_train(run, ["experiment=ctc_chroma", "data=tiny", f"data.cache_dir={tiny_corpus.config.cache_dir}"])
+    train(cfg)
+    folder, query, _ = music_folder
+    hits = search.run(folder, query, method="theme", chroma="dnn", checkpoint=run, out=tmp_path / "r.csv",
+                      cache_dir=tmp_path / "c")
+    assert len(hits) == len(tiny_corpus.versions) and all(np.isfinite(h.distance) for h in hits)
+    assert list((tmp_path / "c" / "features").glob("dnn-*/*.npy"))  # the network's chroma is cached apart
+
+
+def test_shingles_accept_a_query_shorter_than_a_shingle(tiny_corpus, tmp_path):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for version in tiny_corpus.versions:
+        soundfile.write(folder / f"{version.version_id}.wav", np.tile(version.load_audio(), 3), version.sample_rate)
+    first = tiny_corpus.versions[0]
+    query = tmp_path / "query.wav"
+    soundfile.write(query, first.load_audio()[: 8 * first.sample_rate], first.sample_rate)  # 8 s < 20 s
+    hits = search.run(folder, query, method="shingles", out=tmp_path / "ranked.csv", cache_dir=tmp_path / "c")
+    assert hits[0].item_id == f"{first.version_id}.wav" and hits[0].start_s < 2.0
+    soundfile.write(query, first.load_audio()[: 2 * first.sample_rate], first.sample_rate)
+    with pytest.raises(search.SearchError, match="too short for shingles"):
+        search.run(folder, query, method="shingles", out=tmp_path / "ranked.csv", cache_dir=tmp_path / "c")
