@@ -185,6 +185,8 @@ class ReportConfig:
       dnn_steps: training steps of each chroma network for the theme table (0: no DNN rows); the
         runs are kept in ``out/training`` and resumed.
       theme_normalize: cost normalization of theme matching (``experiments.retrieval.theme.match_theme``).
+      theme_soundfont_versions: versions of every test piece also rendered with a General-MIDI
+        SoundFont for a second theme table, where FluidSynth is installed (0: none).
       sync_pieces, matching_pieces, identification_pieces: the synchronization, audio matching and
         identification tables use the first this many test pieces (``None``: all); the theme and
         shingle tables use every test piece.
@@ -193,14 +195,15 @@ class ReportConfig:
       identification_per_recording: clips cut from every recording for it.
     """
 
-    dnn_steps: int = 600
+    dnn_steps: int = 400
     theme_normalize: str = "query"
-    sync_pieces: int | None = 8
-    matching_pieces: int | None = 16
-    identification_pieces: int | None = 12
+    theme_soundfont_versions: int = 1
+    sync_pieces: int | None = 4
+    matching_pieces: int | None = 8
+    identification_pieces: int | None = 6
     index_sizes: tuple[int, ...] = (1_000, 4_000, 16_000)
     identification_durations: tuple[float, ...] = (2.0, 5.0, 10.0)
-    identification_per_recording: int = 12
+    identification_per_recording: int = 6
 
 
 register_schemas()
@@ -216,6 +219,8 @@ def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> 
         raise ConfigError(f"report.dnn_steps must be >= 0, got {options.dnn_steps}")
     if options.theme_normalize not in theme.NORMALIZATIONS:
         raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
+    if options.theme_soundfont_versions < 0:
+        raise ConfigError(f"report.theme_soundfont_versions must be >= 0, got {options.theme_soundfont_versions}")
     for name in ("sync_pieces", "matching_pieces", "identification_pieces"):
         if (value := getattr(options, name)) is not None and value < 1:
             raise ConfigError(f"report.{name} must be >= 1 or null (every test piece), got {value}")
@@ -298,7 +303,8 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
                 "with the best validation score on the val pieces "
                 "(`python -m experiments.train experiment=<ctc|linear_scaling|strong|soft_dtw>_chroma`).")
     lines += timed("theme retrieval", retrieval_report.theme_section, out, test, learned, note,
-                   normalize=options.theme_normalize, results=rows)
+                   normalize=options.theme_normalize, soundfont_versions=options.theme_soundfont_versions,
+                   results=rows)
     lines += timed("identification", retrieval_report.identification_section, out,
                    corpus.subset("test", options.identification_pieces),
                    durations=options.identification_durations, per_recording=options.identification_per_recording,

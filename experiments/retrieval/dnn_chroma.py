@@ -40,16 +40,19 @@ def run_key(cfg) -> str:
 
     from experiments.data import cache
 
-    parts = {key: cfg.get(key) for key in ("model", "loss", "optim", "targets")}
-    return cache.config_hash(OmegaConf.to_container(OmegaConf.create(parts), resolve=True), length=8)
+    parts = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+             for key in ("model", "loss", "optim", "targets")}
+    return cache.config_hash(parts, length=8)
 
 
 def train_config(experiment: str, data: str, steps: int, output_dir: Path, overrides=()):
-    """The composed training config of one variant, writing into ``output_dir``."""
+    """The composed training config of one variant, writing into ``output_dir``: validated on the
+    val pieces 4 times, the best of those checkpoints kept."""
     from omegaconf import open_dict
 
+    validations = f"trainer.val_every={max(1, steps // 4)}"
     cfg = compose([f"experiment={experiment}", f"data={data}", "logger=none", f"trainer.steps={steps}",
-                   f"trainer.val_every={steps}", f"trainer.save_every={steps}", *overrides], "train")
+                   validations, f"trainer.save_every={steps}", *overrides], "train")
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
@@ -94,7 +97,8 @@ def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> LearnedChroma:
 
 
 def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, LearnedChroma]:
-    """Train (or resume) every variant for ``steps`` steps on corpus ``data``; their chroma extractors."""
+    """Train (or resume) every variant for ``steps`` steps on corpus ``data``; the chroma extractors of
+    their checkpoints with the best validation score."""
     from omegaconf import open_dict
 
     from experiments.train import train
@@ -105,8 +109,8 @@ def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{run_key(cfg)}")
         logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
-        _, objects = train(cfg)
-        extractors[row] = chroma_extractor(objects["model"], cfg)
+        train(cfg)
+        extractors[row] = load_extractor(cfg.paths.output_dir)  # the best validated checkpoint
     return extractors
 
 

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.features import FeatureConfig, corpus_features  # noqa: E402
+from experiments.features import FeatureConfig, audio_features, corpus_features  # noqa: E402
 from experiments.retrieval import index as indexes  # noqa: E402
 from experiments.retrieval import fingerprint, identification, matching, shingles, theme  # noqa: E402
 
@@ -48,64 +48,111 @@ def result_record(table: str, method: str, queries: int, items: int, **metrics) 
     """One row of ``results.json``: metric ``m`` with an interval is given as ``m=(value, (low, high))``."""
     record = {"table": table, "method": method, "queries": int(queries), "items": int(items)}
     for name, value in metrics.items():
-        if isinstance(value, tuple):
-            value, interval = value
-            record[f"{name}_ci95"] = [None if x != x else round(float(x), 4) for x in interval]
+        value, interval = value if isinstance(value, tuple) else (value, None)
         record[name] = None if value != value else round(float(value), 4)
+        if interval is not None:
+            record[f"{name}_ci95"] = [None if x != x else round(float(x), 4) for x in interval]
     return record
 
 
-def _theme_database(corpus, extractor) -> dict[str, np.ndarray]:
-    """Chroma of every recording: a learned extractor reads the cached HCQT of the corpus."""
-    if hasattr(extractor, "from_features"):
-        hcqt = corpus_features(corpus, extractor.features)
-        return {vid: extractor.from_features(values) for vid, values in hcqt.items()}
-    return theme.chroma_database(corpus.versions, extractor, progress=True)
+def _theme_database(corpus, extractor, audio: Mapping[str, np.ndarray] | None = None,
+                    hcqt_cache: dict | None = None) -> dict[str, np.ndarray]:
+    """Chroma of every recording of ``corpus``: its own audio, or ``audio`` (version id -> samples,
+    e.g. another renderer's). A learned extractor reads the HCQT, computed once per recording:
+    cached with the corpus for its own audio, in ``hcqt_cache`` for ``audio``."""
+    learned = hasattr(extractor, "from_features")
+    if audio is None:
+        if learned:
+            return {vid: extractor.from_features(values)
+                    for vid, values in corpus_features(corpus, extractor.features).items()}
+        return theme.chroma_database(corpus.versions, extractor, progress=True)
+    database = {}
+    for version in corpus.versions:
+        samples = audio[version.version_id]
+        if not learned:
+            database[version.version_id] = extractor(samples, version.sample_rate)
+            continue
+        key = (version.version_id, str(extractor.features))
+        if key not in hcqt_cache:
+            hcqt_cache[key] = audio_features(samples, version.sample_rate, extractor.features)
+        database[version.version_id] = extractor.from_features(hcqt_cache[key])
+    return database
+
+
+def _soundfont_recordings(corpus, per_piece: int) -> tuple[object, dict[str, np.ndarray], str] | None:
+    """The first ``per_piece`` versions of every piece rendered with a General-MIDI SoundFont
+    (cached with the corpus): (their corpus, version id -> audio, SoundFont name), or None without
+    FluidSynth."""
+    import dataclasses
+
+    from tqdm.auto import tqdm
+
+    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
+
+    soundfont = find_soundfont()
+    if soundfont is None or per_piece < 1:
+        return None
+    versions = [v for piece in corpus.pieces for v in corpus.versions_of(piece)[:per_piece]]
+    audio = {v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont")
+             for v in tqdm(versions, desc=f"render ({soundfont.name})")}
+    return dataclasses.replace(corpus, versions=versions), audio, soundfont.name
 
 
 def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaExtractor] | None = None,
-                  training_note: str = "", *, normalize: str = "query",
+                  training_note: str = "", *, normalize: str = "query", soundfont_versions: int = 1,
                   results: list | None = None) -> list[str]:
-    """Theme retrieval table: standard and enhanced chroma at 10 Hz, and learned chroma
-    (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`).
+    """Theme retrieval tables: standard and enhanced chroma at 10 Hz, and learned chroma
+    (``learned``: row name -> extractor, see :mod:`experiments.retrieval.dnn_chroma`), on the
+    corpus's recordings and, where FluidSynth and a General-MIDI SoundFont are installed, on
+    ``soundfont_versions`` renders of every piece made with them (sounds no network has heard).
 
     ``corpus`` holds the pieces to measure on (the report passes its test pieces); one record per
     row is appended to ``results``.
     """
     rate_hz = 10.0
     extractors = {"standard": theme.standard_chroma, "enhanced": theme.enhanced_chroma, **(learned or {})}
-    rows = ["| chroma variant | queries / recordings | Top-1 [95% CI] | Top-10 | MAP [95% CI] | match on theme "
-            "| seed Top-1 | seed Top-10 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in {**SEED_THEME, **extractors}:
-        seed = SEED_THEME.get(name)
-        if name in extractors:
-            database = _theme_database(corpus, extractors[name])
-            r = theme.evaluate_theme_retrieval(corpus, database, rate_hz, normalize=normalize, progress=True)
-            ours = (f"{r.queries} / {r.items} | {_fmt(r.top1)} {_interval(r.top1_ci)} | {_fmt(r.top10)} "
-                    f"| {_fmt(r.map)} {_interval(r.map_ci)} | {_fmt(r.position_accuracy)}")
-            if results is not None:
-                results.append(result_record("theme_retrieval", name, r.queries, r.items, top1=(r.top1, r.top1_ci),
-                                             top10=r.top10, map=(r.map, r.map_ci),
-                                             match_on_theme=r.position_accuracy))
-        else:
-            ours = "– | – | – | – | –"
-        seed_cells = "– | –" if seed is None else f"{seed[0]:.3f} | {seed[1]:.3f}"
-        rows.append(f"| {name} | {ours} | {seed_cells} |")
-    normalization = ("divided by the query length and by the recording's median over its end positions "
-                     "(costs comparable across recordings)" if normalize == "recording"
-                     else "divided by the query length")
+    sets = {"project's synthesizer": (corpus, None)}
+    rendered = _soundfont_recordings(corpus, soundfont_versions)
+    if rendered is not None:
+        sets[f"FluidSynth ({rendered[2]})"] = rendered[:2]
+    rows = ["| recordings | chroma variant | queries / recordings | Top-1 [95% CI] | Top-10 | MAP [95% CI] "
+            "| match on theme | seed Top-1 | seed Top-10 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    hcqt_cache: dict = {}
+    for label, (recordings, audio) in sets.items():
+        for name in ({**SEED_THEME, **extractors} if audio is None else extractors):
+            seed = SEED_THEME.get(name)
+            if name in extractors:
+                database = _theme_database(recordings, extractors[name], audio, hcqt_cache)
+                r = theme.evaluate_theme_retrieval(recordings, database, rate_hz, normalize=normalize, progress=True)
+                ours = (f"{r.queries} / {r.items} | {_fmt(r.top1)} {_interval(r.top1_ci)} | {_fmt(r.top10)} "
+                        f"| {_fmt(r.map)} {_interval(r.map_ci)} | {_fmt(r.position_accuracy)}")
+                if results is not None:
+                    results.append(result_record("theme_retrieval" if audio is None else "theme_retrieval_soundfont",
+                                                 name, r.queries, r.items, top1=(r.top1, r.top1_ci), top10=r.top10,
+                                                 map=(r.map, r.map_ci), match_on_theme=r.position_accuracy))
+            else:
+                ours = "– | – | – | – | –"
+            seed_cells = "– | –" if seed is None or audio is not None else f"{seed[0]:.3f} | {seed[1]:.3f}"
+            rows.append(f"| {label} | {name} | {ours} | {seed_cells} |")
+    normalization = ("divided by the query length and by the recording's median over its end positions"
+                     if normalize == "recording" else "divided by the query length")
+    soundfont_note = (f"FluidSynth rows: the first {soundfont_versions} version(s) of every test piece rendered "
+                      "with a General-MIDI SoundFont instead (same performances, sampled instruments; nothing was "
+                      "trained or tuned on them)." if rendered is not None else
+                      "Install `fluidsynth` and `fluid-soundfont-gm` for rows on SoundFont renders.")
     return [
         "## Theme retrieval",
         "",
         f"{len(corpus.pieces)} symbolic themes (first {corpus.config.theme_measures} measures of the principal voice)",
-        f"of the test pieces vs their {len(corpus.versions)} recordings; subsequence DTW on chroma at {rate_hz:g} Hz,",
-        f"cosine cost {normalization},",
-        f"12 cyclic shifts and tempo scalings {theme.THEME_TEMPO_SCALES} of the query. Top-k: a recording",
-        "of the query's piece within the first k (n/a where k reaches the number of other recordings: it",
-        "could not fail); intervals: 95% bootstrap over the queries. *Match on theme*: fraction of",
-        "(query, recording of its piece) pairs whose best match overlaps the theme.",
+        f"of the test pieces vs their {len(corpus.versions)} recordings; subsequence DTW on chroma at {rate_hz:g} Hz",
+        f"(steps (1,1), (2,1), (1,2), cosine cost {normalization}), in the 3 cyclic shifts that fit",
+        f"each recording's pitch-class profile best and tempo scalings {theme.THEME_TEMPO_SCALES} of the query.",
+        "Top-k: a recording of the query's piece within the first k (n/a where k reaches the number of",
+        "other recordings: it could not fail); intervals: 95% bootstrap over the queries. *Match on theme*:",
+        "fraction of (query, recording of its piece) pairs whose best match overlaps the theme.",
         training_note or "DNN rows: plug a trained network's chroma into `theme.chroma_database(versions, chroma_fn)`.",
+        soundfont_note,
         "",
         *rows,
         "",
@@ -193,7 +240,7 @@ def shingle_section(out: pathlib.Path, corpus, *, train=None, length: int = 20,
     fit = database if train is None else shingles.build_shingle_database(corpus_features(train, CENS_10HZ), 10.0,
                                                                          rate_hz=rate_hz, length=length)
     queries, owners, relevant = shingles.corpus_shingle_queries(corpus, cens, 10.0, rate_hz=rate_hz,
-                                                                length=length, query_hop_s=length / rate_hz / 2)
+                                                                length=length, query_hop_s=length / rate_hz)
     rows = ["| shingles | dim | index | queries / recordings | P@1 [95% CI] | MAP [95% CI] | query (ms) | seed P@1 "
             "| seed MAP | seed query (ms) |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -231,7 +278,7 @@ def shingle_section(out: pathlib.Path, corpus, *, train=None, length: int = 20,
         "## Shingle retrieval",
         "",
         f"{len(database.vectors)} CENS shingles ({length} frames x 12 at {rate_hz:g} Hz = {length / rate_hz:g} s)",
-        f"of {len(database.item_ids)} recordings; {len(queries)} query shingles (every {length / rate_hz / 2:g} s",
+        f"of {len(database.item_ids)} recordings; {len(queries)} query shingles (every {length / rate_hz:g} s",
         f"of each recording) in {len(matching.TEMPO_SCALES)} tempo variants; a recording scores its nearest",
         "retrieved shingle (k = 100 per variant); relevant: the other versions of the same piece.",
         f"Reduced rows use classical PCA{'' if train is None else f' fit on the {len(fit.vectors)} shingles of the train pieces'};"

@@ -10,6 +10,7 @@ offline, as a user's run would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,7 +71,9 @@ def workdir(tiny_corpus, tmp_path_factory):
         soundfile.write(work / "my_music" / f"{version.version_id}.wav", np.tile(version.load_audio(), 3),
                         version.sample_rate)
     soundfile.write(work / "excerpt.wav", first.load_audio()[: 6 * first.sample_rate], first.sample_rate)
-    music21.corpus.parse("bach/bwv66.6").write("midi", fp=str(work / "score.mid"))
+    score = music21.corpus.parse("bach/bwv66.6")
+    score.write("midi", fp=str(work / "score.mid"))
+    score.parts[0].measures(0, 4).write("midi", fp=str(work / "theme.mid"))  # the soprano's first phrase
     return work
 
 
@@ -110,6 +113,14 @@ def check_report(folder: Path) -> None:
     for figure in ("expected_alignment.png", "synchronization.png", "matching_curve.png",
                    "shingle_dimension.png", "index_scale.png", "identification_confidence.png"):
         assert (folder / figure).stat().st_size > 10_000
+    results = json.loads((folder / "results.json").read_text())
+    splits = [set(results["data"][f"{split}_pieces"]) for split in ("train", "val", "test")]
+    assert all(splits) and not (splits[0] & splits[2] or splits[1] & splits[2] or splits[0] & splits[1])
+    theme_rows = [row for row in results["rows"] if row["table"] == "theme_retrieval"]
+    assert len(theme_rows) == 6 and {row["queries"] for row in theme_rows} == {len(splits[2])}
+    assert all(0 <= row["top1_ci95"][0] <= row["top1"] <= row["top1_ci95"][1] for row in theme_rows)
+    assert {row["table"] for row in results["rows"]} >= {"synchronization", "audio_identification",
+                                                         "audio_matching", "shingle_retrieval"}
 
 
 # Lines whose smoke run repeats what the default run already checks: `pytest -m slow` runs them.

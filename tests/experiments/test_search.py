@@ -254,7 +254,9 @@ def test_theme_search_with_a_trained_network(music_folder, tiny_corpus, tmp_path
     from experiments.train import train
 
     run = tmp_path / "run"
-    cfg = compose_train(run, ["experiment=ctc_chroma", "data=tiny", f"data.cache_dir={tiny_corpus.config.cache_dir}"])
+    cfg = compose_train(run, ["logger=none", "debug=smoke", "trainer.progress=false", "experiment=ctc_chroma",
+                              "data=tiny", "data.max_measures=5", "data.max_pieces=null",
+                              f"data.cache_dir={tiny_corpus.config.cache_dir}"], tiny=False)
     train(cfg)
     folder, query, _ = music_folder
     hits = search.run(folder, query, method="theme", chroma="dnn", checkpoint=run, out=tmp_path / "r.csv",
