@@ -43,7 +43,7 @@ def test_the_command_lines_read_their_defaults_from_conf(tmp_path, monkeypatch, 
         with pytest.raises(SystemExit):
             main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "feature rate in Hz (default: 25.0)" in text and "number of hits (default: 7)" in text
+    assert "feature rate in Hz (default: 25.0)" in text and "every recording to the CSV) (default: 7)" in text
 
 
 def test_a_bad_default_is_refused_naming_the_key(tmp_path, monkeypatch):

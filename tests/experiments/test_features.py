@@ -114,7 +114,7 @@ def test_corpus_features_cached(tiny_corpus):
     version = tiny_corpus.versions[0]
     np.testing.assert_array_equal(first[version.version_id],
                                   features.chroma_cqt(version.load_audio(), SR, rate_hz=10.0))
-    folders = list((tiny_corpus.root / "features").iterdir())
+    folders = list((tiny_corpus.root / "features").glob("chroma_cqt-*"))  # other tests add other kinds
     assert len(folders) == 1 and len(list(folders[0].glob("*.npy"))) == len(tiny_corpus)
     again = features.corpus_features(tiny_corpus, {"kind": "chroma_cqt", "rate_hz": 10.0}, progress=False)
     np.testing.assert_array_equal(again[version.version_id], first[version.version_id])
