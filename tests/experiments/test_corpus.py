@@ -284,3 +284,15 @@ class TestSplits:
         assert list(corpus.pieces) == ["bach-bwv244.54", "bach-bwv66.6"]
         everything = build_corpus(dataclasses.replace(config, distinct_themes=False), progress=False)
         assert theme_melody(everything.pieces["bach-bwv244.54"]) == theme_melody(everything.pieces["bach-bwv244.62"])
+
+
+def test_melody_targets_are_the_principal_voice(tiny_corpus):
+    from experiments.training.corpus import target_notes
+
+    version = tiny_corpus.versions[0]
+    part = tiny_corpus.pieces[version.piece_id].theme.part
+    melody = target_notes(tiny_corpus, version, "melody")
+    assert melody and {note.part for note in melody} == {part}
+    assert set(melody) < set(target_notes(tiny_corpus, version, "all")) == set(version.notes)
+    with pytest.raises(ValueError, match="targets must be one of"):
+        target_notes(tiny_corpus, version, "bass")
