@@ -5,8 +5,9 @@ Prints tables (markdown) of:
      the full corpus (conf/data/full.yaml) estimated from an evenly spaced subset;
   2. beat errors of this project (the defaults of conf/sync, and the chroma-only 20 Hz pipeline
      it replaced) and of the Sync Toolbox (MrMsDTW with chroma and DLNCO; `pip install
-     synctoolbox`) on the same pairs: every pair of versions of each piece of the small corpus, and
-     each version against its score, once as rendered by the project's synthesizer and once by
+     synctoolbox`) on the same pairs: every pair of versions of each of the first ``--pieces`` test
+     pieces of the small corpus (those of the report's synchronization table), and each version
+     against its score, once as rendered by the project's synthesizer and once by
      FluidSynth with a General-MIDI SoundFont (sampled instruments, release tails; skipped without
      `fluidsynth` and a SoundFont: `apt-get install fluidsynth fluid-soundfont-gm`);
   3. audio-audio variants on the project's renders (full resolution vs multiscale vs CENS vs linear);
@@ -15,7 +16,7 @@ Prints tables (markdown) of:
      fresh subprocess so that peak RSS is its own.
 
 Usage:
-    python benchmarks/sync_accuracy.py [--cache DIR] [--full-subset 12] [--long-minutes 20]
+    python benchmarks/sync_accuracy.py [--cache DIR] [--pieces 4] [--full-subset 12] [--long-minutes 20]
                                        [--full-rates 5,10] [--skip-long] [--record]
 """
 
@@ -230,6 +231,8 @@ def long_pair_table(corpus, minutes: float, full_rates: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
+    parser.add_argument("--pieces", type=int, default=4,
+                        help="test pieces of the small corpus to align (the report's sync_pieces)")
     parser.add_argument("--full-subset", type=int, default=12)
     parser.add_argument("--rate", type=float, default=50.0, help="feature rate of the variants table (Hz)")
     parser.add_argument("--long-minutes", type=float, default=20.0)
@@ -239,8 +242,9 @@ def main() -> None:
     args = parser.parse_args()
     with recorded_output(args.record):
         small = corpus_table(args.cache, args.full_subset)
-        toolbox_table(small)
-        accuracy_table(small, args.rate)
+        pieces = small.subset("test", args.pieces)
+        toolbox_table(pieces)
+        accuracy_table(pieces, args.rate)
         if not args.skip_long:
             rates = [float(r) for r in args.full_rates.split(",") if r]
             long_pair_table(small, args.long_minutes, rates)

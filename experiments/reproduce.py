@@ -2,20 +2,25 @@
 
     python -m experiments.reproduce                  # the default corpus (see README for its run time)
     python -m experiments.reproduce out=reports/mine data=full
-    python -m experiments.reproduce debug=smoke      # does everything run? 2 pieces, 2 training steps
+    python -m experiments.reproduce debug=smoke      # does everything run? 5 pieces, 2 training steps
     python -m experiments.reproduce record=true      # also save it, stamped, as docs/results/report.md
+
+Every table is computed on the test pieces of the corpus (``data.split``); networks and PCA fit on
+its train pieces, networks are selected on its val pieces. ``results.json`` holds every table row
+as data, with the commit, the machine and the pieces of each split.
 
 Sections:
 - Soft-DTW explained: the expected alignment of two versions of a melody for
   gamma = 0, 0.1, 1, 10, 100 (figure), and how the soft-DTW value approaches
   DTW as gamma -> 0, down to gamma = 0.001 (table).
-- Music synchronization on the embedded corpus (``data=small``, or ``full``) with ``conf/sync``:
+- Music synchronization on the first ``report.sync_pieces`` test pieces with ``conf/sync``:
   beat error of DTW on chroma, multiscale DTW, and the linear baseline, for
   every pair of versions of each piece and for score-to-audio (table), and
   the cost matrix and path of the pair whose tempi differ most (figure).
 - Theme retrieval with standard, enhanced and learned chroma (the chroma CNN
   trained ``report.dnn_steps`` steps with CTC, linear scaling, strong alignment and
-  soft-DTW; the runs are kept in ``out/training`` and resumed), audio matching,
+  soft-DTW on the melody of the train pieces; the runs are kept in ``out/training`` and
+  resumed), also on FluidSynth renders of the test pieces where installed, audio matching,
   shingle retrieval (tables beside the
   seed's, matching-curve and P@1/MAP-vs-dimension figures) and query time vs
   index size for brute force, KD-tree and HNSW (:mod:`experiments.retrieval.report`).
