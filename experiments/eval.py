@@ -47,22 +47,34 @@ def locate_checkpoint(path: str | Path, prefer: str = "best") -> tuple[Path, str
     raise ConfigError(f"ckpt_path={path} holds no checkpoints/{prefer} folder")
 
 
+def restore_model(cfg, folder: Path, kind: str = "best", step: int | None = None, mesh=None):
+    """The model of `cfg` with the weights of a saved training state: (model, step).
+
+    `mesh`: place the state replicated on it first (the layout the eval step expects).
+    Raises FileNotFoundError when `folder` holds no such checkpoint.
+    """
+    model = build_model(cfg.model, cfg.seed)
+    optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)  # the saved state holds it too
+    if mesh is not None:
+        place_state(model, optimizer, mesh)
+    checkpoints = Checkpoints(folder, model_config(cfg), save_every=1)
+    try:
+        step, state = checkpoints.restore(training_state(model, optimizer), kind=kind, step=step)
+    finally:
+        checkpoints.close()
+    load_training_state(model, optimizer, state)
+    return model, step
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Restore the checkpoint `cfg.ckpt_path` names into the composed model; its validation metrics."""
     check_trainer(cfg.trainer)
     folder, kind, step = locate_checkpoint(cfg.ckpt_path, cfg.checkpoint)
-    model = build_model(cfg.model, cfg.seed)
-    optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)  # the saved state holds it too
     mesh = parallel.data_mesh(cfg.trainer.devices)
-    place_state(model, optimizer, mesh)  # restored into the replicated layout the eval step expects
-    checkpoints = Checkpoints(folder, model_config(cfg), save_every=cfg.trainer.save_every)
     try:
-        step, state = checkpoints.restore(training_state(model, optimizer), kind=kind, step=step)
+        model, step = restore_model(cfg, folder, kind, step, mesh)
     except FileNotFoundError as error:
         raise ConfigError(str(error)) from None
-    finally:
-        checkpoints.close()
-    load_training_state(model, optimizer, state)
     _, val_set = build_datasets(cfg)
     loss_fn = make_loss_fn(hydra.utils.instantiate(cfg.loss))
     metrics = validate(make_eval_step(loss_fn, cfg.task), model, val_set, cfg.trainer.batch_size, mesh, cfg.task)

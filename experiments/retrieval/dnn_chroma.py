@@ -151,12 +151,10 @@ def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
     Raises:
       NoTrainedNetworkError: the folder holds no ``run_config.yaml`` or no best checkpoint.
     """
-    from flax import nnx
     from omegaconf import OmegaConf
 
-    from experiments.config import build_model
-    from experiments.train import RUN_CONFIG, build_optimizer, model_config
-    from experiments.training.checkpoints import Checkpoints, load_training_state, training_state
+    from experiments.eval import restore_model
+    from experiments.train import RUN_CONFIG
 
     run = Path(run)
     if not (run / RUN_CONFIG).is_file() or not (run / "checkpoints" / "best").is_dir():
@@ -166,12 +164,5 @@ def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
     if cfg.get("inputs") != "hcqt":
         raise NoTrainedNetworkError(f"{run} trained a {cfg.get('task_name')} network on {cfg.get('inputs')}, "
                                     "not a chroma network on the HCQT")
-    model = build_model(cfg.model, cfg.seed)
-    optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)
-    checkpoints = Checkpoints(run / "checkpoints", model_config(cfg), save_every=1)
-    try:
-        _, state = checkpoints.restore(training_state(model, optimizer), kind="best")
-    finally:
-        checkpoints.close()
-    load_training_state(model, optimizer, state)
+    model, _ = restore_model(cfg, run / "checkpoints")
     return chroma_extractor(model, cfg, rate_hz)
