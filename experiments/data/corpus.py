@@ -166,6 +166,7 @@ class Corpus:
       pieces: piece_id -> :class:`Piece`.
       versions: all versions, grouped by piece, in build order.
       build_seconds: wall time of the build that produced it.
+      assigned_splits: piece id -> split, fixed for a subset (None: drawn from ``config.split``).
     """
 
     root: Path
@@ -173,6 +174,7 @@ class Corpus:
     pieces: dict[str, Piece]
     versions: list[Version]
     build_seconds: float = 0.0
+    assigned_splits: dict[str, str] | None = None
 
     def __len__(self) -> int:
         return len(self.versions)
@@ -185,7 +187,10 @@ class Corpus:
 
     @property
     def splits(self) -> dict[str, str]:
-        """piece id -> its split (``config.split``, see :func:`assign_splits`)."""
+        """piece id -> its split (``config.split``, see :func:`assign_splits`; a subset keeps the
+        assignment of the corpus it was cut from)."""
+        if self.assigned_splits is not None:
+            return dict(self.assigned_splits)
         return assign_splits(list(self.pieces), self.config.split)
 
     def split_pieces(self, split: str) -> list[str]:
@@ -202,7 +207,8 @@ class Corpus:
         """
         kept = self.split_pieces(split)[:max_pieces]
         return dataclasses.replace(self, pieces={p: self.pieces[p] for p in kept},
-                                   versions=[v for v in self.versions if v.piece_id in kept])
+                                   versions=[v for v in self.versions if v.piece_id in kept],
+                                   assigned_splits={p: split for p in kept})
 
     def version(self, version_id: str) -> Version:
         for v in self.versions:

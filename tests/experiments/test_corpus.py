@@ -259,6 +259,8 @@ class TestSplits:
         for part in parts.values():
             assert {v.piece_id for v in part.versions} == set(part.pieces)
             assert len(part.versions) == 2 * len(part.pieces)
+        assert parts["test"].splits == {p: "test" for p in parts["test"].pieces}  # not drawn again among its pieces
+        assert parts["test"].subset("test").pieces.keys() == parts["test"].pieces.keys()
         with pytest.raises(ValueError, match="unknown split 'dev'"):
             tiny_corpus.subset("dev")
 
