@@ -21,7 +21,8 @@ Sections:
   trained ``report.dnn_steps`` steps with CTC, linear scaling, strong alignment and
   soft-DTW on the melody of the train pieces; the runs are kept in ``out/training`` and
   resumed), also on FluidSynth renders of the test pieces where installed, audio matching,
-  shingle retrieval (tables beside the
+  shingle retrieval with raw, PCA and trained embeddings (the shingle embedders trained
+  ``report.embedder_steps`` steps on the train pieces; tables beside the
   seed's, matching-curve and P@1/MAP-vs-dimension figures) and query time vs
   index size for brute force, KD-tree and HNSW (:mod:`experiments.retrieval.report`).
 """
@@ -52,7 +53,7 @@ from experiments import sync  # noqa: E402
 from experiments.config import from_config, register_schemas  # noqa: E402
 from experiments.data import build_corpus  # noqa: E402
 from experiments.data.corpus import Corpus, CorpusConfig  # noqa: E402
-from experiments.retrieval import dnn_chroma  # noqa: E402
+from experiments.retrieval import dnn_chroma, shingle_embedding  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
 from experiments.retrieval import theme  # noqa: E402
 
@@ -189,6 +190,8 @@ class ReportConfig:
     Attributes:
       dnn_steps: training steps of each chroma network for the theme table (0: no DNN rows); the
         runs are kept in ``out/training`` and resumed.
+      embedder_steps: training steps of each shingle embedder (6, 12, 30 dims) for the shingle
+        table (0: no trained rows); kept and resumed like the chroma networks.
       theme_normalize: cost normalization of theme matching (``experiments.retrieval.theme.match_theme``).
       theme_soundfont_versions: versions of every test piece also rendered with a General-MIDI
         SoundFont for a second theme table, where FluidSynth is installed (0: none).
@@ -201,6 +204,7 @@ class ReportConfig:
     """
 
     dnn_steps: int = 400
+    embedder_steps: int = 600
     theme_normalize: str = "query"
     theme_soundfont_versions: int = 1
     sync_pieces: int | None = 4
@@ -220,8 +224,9 @@ class ConfigError(ValueError):
 
 
 def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> None:
-    if options.dnn_steps < 0:
-        raise ConfigError(f"report.dnn_steps must be >= 0, got {options.dnn_steps}")
+    for name in ("dnn_steps", "embedder_steps"):
+        if (value := getattr(options, name)) < 0:
+            raise ConfigError(f"report.{name} must be >= 0, got {value}")
     if options.theme_normalize not in theme.NORMALIZATIONS:
         raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
     if options.theme_soundfont_versions < 0:
@@ -295,13 +300,12 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
     lines += timed("soft-DTW", soft_dtw_section, out)
     lines += timed("synchronization", synchronization_section, out, corpus.subset("test", options.sync_pieces),
                    from_config(sync.SyncConfig, cfg.sync), results=rows)
+    # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
+    # The networks train on the report's corpus: its command-line data options go along.
+    overrides = (f"debug={debug}",) if debug else ("trainer.batch_size=4",) if data == "tiny" else ()
+    overrides += tuple(o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith("data."))
     learned, note = {}, ""
     if options.dnn_steps > 0:
-        # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
-        # The networks train on the report's corpus: its command-line data options go along.
-        data_options = tuple(o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith("data."))
-        overrides = (f"debug={debug}",) if debug else ("trainer.batch_size=4",) if data == "tiny" else ()
-        overrides += data_options
         learned = timed("training", dnn_chroma.trained_extractors, data, options.dnn_steps, out / "training",
                         overrides=overrides)
         note = (f"DNN rows: the chroma CNN trained {options.dnn_steps} steps on the train pieces, the checkpoint "
@@ -316,8 +320,13 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
                    results=rows)
     lines += timed("audio matching", retrieval_report.audio_matching_section, out,
                    corpus.subset("test", options.matching_pieces), results=rows)
+    rate_hz = retrieval_report.shingle_rate(corpus)  # one rate for the embedders and the table
+    embedders = {}
+    if options.embedder_steps > 0:
+        embedders = timed("shingle embedders", shingle_embedding.trained_embeddings, data, options.embedder_steps,
+                          out / "training", rate_hz=rate_hz, overrides=overrides)
     lines += timed("shingles", retrieval_report.shingle_section, out, test, train=corpus.subset("train"),
-                   results=rows)
+                   learned=embedders, rate_hz=rate_hz, results=rows)
     lines += timed("index scale", retrieval_report.index_scale_section, out, sizes=options.index_sizes)
     seconds = time.perf_counter() - start
     spent = ", ".join(f"{name} {t:.0f} s" for name, t in timings.items())

@@ -84,7 +84,8 @@ def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
         return synthetic_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, seed=cfg.seed)
     from experiments.training.corpus import corpus_datasets
 
-    return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, targets=cfg.get("targets", "melody"))
+    return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, targets=cfg.get("targets", "melody"),
+                           shingle_rate_hz=cfg.get("shingle_rate_hz", 1.0))
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list:

@@ -35,13 +35,16 @@ VARIANTS = {  # table row -> training experiment (conf/experiment/)
 
 
 def run_key(cfg) -> str:
-    """Short hash of what shapes a trained network besides its data: model, loss, optimizer, targets."""
+    """Short hash of what shapes a trained network besides its data and its number of steps: model,
+    loss, optimizer, targets, batch size (and the shingle rate of a shingle embedder)."""
     from omegaconf import OmegaConf
 
     from experiments.data import cache
 
+    keys = ("model", "loss", "optim", "targets") + (("shingle_rate_hz",) if "shingle_rate_hz" in cfg else ())
     parts = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-             for key in ("model", "loss", "optim", "targets")}
+             for key in keys}
+    parts["batch_size"] = cfg.trainer.batch_size
     return cache.config_hash(parts, length=8)
 
 
@@ -96,22 +99,26 @@ def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> LearnedChroma:
     return LearnedChroma(jax.jit(lambda x: model(x[None])[0]), config, rate_hz)
 
 
-def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, LearnedChroma]:
-    """Train (or resume) every variant for ``steps`` steps on corpus ``data``; the chroma extractors of
-    their checkpoints with the best validation score."""
+def train_run(experiment: str, data: str, steps: int, run_root: Path, overrides=()) -> Path:
+    """Train (or resume) ``experiment`` for ``steps`` steps on corpus ``data``; its run folder
+    ``run_root/<data key>/<experiment>-<run key>``."""
     from omegaconf import open_dict
 
     from experiments.train import train
 
-    extractors = {}
-    for row, experiment in VARIANTS.items():
-        cfg = train_config(experiment, data, steps, Path(run_root), overrides)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{run_key(cfg)}")
-        logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
-        train(cfg)
-        extractors[row] = load_extractor(cfg.paths.output_dir)  # the best validated checkpoint
-    return extractors
+    cfg = train_config(experiment, data, steps, Path(run_root), overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(Path(run_root) / data_key(cfg.data) / f"{experiment}-{run_key(cfg)}")
+    logging.getLogger(__name__).info("training %s for %d steps on %s", experiment, steps, data)
+    train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+def trained_extractors(data: str, steps: int, run_root: Path, *, overrides=()) -> Mapping[str, LearnedChroma]:
+    """Train (or resume) every variant for ``steps`` steps on corpus ``data``; the chroma extractors of
+    their checkpoints with the best validation score."""
+    return {row: load_extractor(train_run(experiment, data, steps, run_root, overrides))
+            for row, experiment in VARIANTS.items()}
 
 
 class NoTrainedNetworkError(FileNotFoundError):

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from experiments.features import FeatureConfig, audio_features, corpus_features  # noqa: E402
 from experiments.retrieval import index as indexes  # noqa: E402
@@ -84,8 +85,6 @@ def _soundfont_recordings(corpus, per_piece: int) -> tuple[object, dict[str, np.
     (cached with the corpus): (their corpus, version id -> audio, SoundFont name), or None without
     FluidSynth."""
     import dataclasses
-
-    from tqdm.auto import tqdm
 
     from experiments.data.soundfont import find_soundfont, soundfont_version_audio
 
@@ -221,69 +220,95 @@ def audio_matching_section(out: pathlib.Path, corpus, *, results: list | None = 
     ]
 
 
-def _shingle_rate(corpus, length: int) -> float:
+def shingle_rate(corpus, length: int = 20) -> float:
     """1 Hz (the papers' rate) unless recordings are too short for a few shingles; then faster."""
     shortest = min(v.duration_s for v in corpus.versions)
     return float(max(1.0, np.ceil(2 * length / shortest)))
 
 
-def shingle_section(out: pathlib.Path, corpus, *, train=None, length: int = 20,
-                    results: list | None = None) -> list[str]:
-    """Version identification with raw and PCA-reduced shingles over every index; P@1/MAP vs dimension.
+SHINGLE_INDEXES = {"brute": "brute", "kdtree": "KD", "hnsw": "HNSW"}
+
+
+def _shingle_figure(by_family: Mapping[str, Mapping[int, dict]], path: pathlib.Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.2), constrained_layout=True)
+    dims = sorted(SEED_SHINGLES)
+    for (family, results), color in zip(by_family.items(), ("C0", "C1")):
+        ours = sorted(results)
+        ax.plot(ours, [results[d]["p@1"] for d in ours], "o-", color=color, label=f"P@1 ({family}, ours)")
+        ax.plot(ours, [results[d]["map"] for d in ours], "s:", color=color, label=f"MAP ({family}, ours)")
+    ax.plot(dims, [SEED_SHINGLES[d][0] for d in dims], "o--", color="0.6", label="P@1 (seed, DNN)")
+    ax.plot(dims, [SEED_SHINGLES[d][1] for d in dims], "s--", color="0.3", label="MAP (seed, DNN)")
+    ax.set_xscale("log")
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set_xlabel("shingle dimension (240: raw)")
+    ax.set_ylabel("P@1 and MAP (version identification)")
+    ax.set_ylim(0.0, 1.05)
+    ax.legend(fontsize=6)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def shingle_section(out: pathlib.Path, corpus, *, train=None, learned: Mapping[int, shingles.Embedding] | None = None,
+                    rate_hz: float | None = None, length: int = 20, results: list | None = None) -> list[str]:
+    """Version identification with raw, PCA-reduced and learned shingle embeddings; P@1/MAP vs dimension.
 
     ``corpus`` holds the recordings searched (the report's test pieces); PCA is fit on the shingles
-    of ``train`` (the train pieces; None: on the searched ones). One record per row goes to ``results``.
+    of ``train`` (the train pieces; None: on the searched ones). ``learned`` maps dims -> a trained
+    embedder (:func:`experiments.retrieval.shingle_embedding.trained_embeddings`, trained on shingles
+    at the same ``rate_hz``; default :func:`shingle_rate`). Raw shingles are searched with every
+    index; reduced ones with the KD-tree (exact, so brute force ranks alike) and HNSW. One record
+    per row goes to ``results``.
     """
     cens = corpus_features(corpus, CENS_10HZ)
-    rate_hz = _shingle_rate(corpus, length)
+    rate_hz = shingle_rate(corpus, length) if rate_hz is None else rate_hz
     database = shingles.build_shingle_database(cens, 10.0, rate_hz=rate_hz, length=length)
     fit = database if train is None else shingles.build_shingle_database(corpus_features(train, CENS_10HZ), 10.0,
                                                                          rate_hz=rate_hz, length=length)
     queries, owners, relevant = shingles.corpus_shingle_queries(corpus, cens, 10.0, rate_hz=rate_hz,
                                                                 length=length, query_hop_s=length / rate_hz)
+    embeddings = [("raw", 240, None, ("brute", "kdtree", "hnsw"))]
+    embeddings += [("PCA", dim, shingles.pca_embedding(fit.vectors, dim), ("kdtree", "hnsw")) for dim in (30, 12, 6)]
+    embeddings += [("trained", dim, embed, ("kdtree", "hnsw")) for dim, embed in sorted((learned or {}).items(),
+                                                                                      reverse=True)]
     rows = ["| shingles | dim | index | queries / recordings | P@1 [95% CI] | MAP [95% CI] | query (ms) | seed P@1 "
             "| seed MAP | seed query (ms) |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    by_dim = {}
-    for dim in (240, 30, 12, 6):
-        embed = None if dim == 240 else shingles.pca_embedding(fit.vectors, dim)
-        for kind, label in (("brute", "brute"), ("kdtree", "KD"), ("hnsw", "HNSW")):
+    by_family: dict[str, dict[int, dict]] = {}
+    for family, dim, embed, kinds in tqdm(embeddings, desc="shingle retrieval", disable=len(embeddings) < 2):
+        for kind in kinds:
+            label = SHINGLE_INDEXES[kind]
             r = shingles.version_identification(database, queries, owners, relevant, index_kind=kind, embed=embed)
-            by_dim.setdefault(dim, r)
+            for name in ("PCA", "trained") if family == "raw" else (family,):
+                by_family.setdefault(name, {}).setdefault(dim, r)
             if results is not None:
-                results.append(result_record("shingle_retrieval", f"{'raw' if dim == 240 else 'PCA'} {dim} {label}",
-                                             r["queries"], r["items"], p_at_1=(r["p@1"], r["p@1_ci95"]),
-                                             map=(r["map"], r["map_ci95"]), query_ms=r["query_ms"]))
-            seed = SEED_SHINGLES[dim]
-            seed_ms = SEED_QUERY_MS.get((label, dim))
-            rows.append(f"| {'raw' if dim == 240 else 'PCA'} | {dim} | {label} | {r['queries']} / {r['items']} "
+                results.append(result_record("shingle_retrieval", f"{family} {dim} {label}", r["queries"], r["items"],
+                                             p_at_1=(r["p@1"], r["p@1_ci95"]), map=(r["map"], r["map_ci95"]),
+                                             query_ms=r["query_ms"]))
+            # The seed's rows are the raw shingles and its trained networks (no PCA row).
+            seed = ("", "", "") if family == "PCA" else (*(f"{x:.3f}" for x in SEED_SHINGLES[dim][:2]),
+                                                         f"{SEED_QUERY_MS.get((label, dim), '')}")
+            rows.append(f"| {family} | {dim} | {label} | {r['queries']} / {r['items']} "
                         f"| {_fmt(r['p@1'])} {_interval(r['p@1_ci95'])} | {_fmt(r['map'])} {_interval(r['map_ci95'])} "
-                        f"| {r['query_ms']:.2f} | {seed[0]:.3f} | {seed[1]:.3f} | "
-                        f"{'' if seed_ms is None else f'{seed_ms:g}'} |")
-    fig, ax = plt.subplots(figsize=(5, 3.2), constrained_layout=True)
-    dims = sorted(by_dim)
-    ax.plot(dims, [by_dim[d]["p@1"] for d in dims], "o-", label="P@1 (PCA, ours)")
-    ax.plot(dims, [by_dim[d]["map"] for d in dims], "s-", label="MAP (PCA, ours)")
-    ax.plot(dims, [SEED_SHINGLES[d][0] for d in dims], "o--", color="0.6", label="P@1 (seed, DNN)")
-    ax.plot(dims, [SEED_SHINGLES[d][1] for d in dims], "s--", color="0.3", label="MAP (seed, DNN)")
-    ax.set_xscale("log")
-    ax.set_xticks(dims, [str(d) for d in dims])
-    ax.set_xlabel("shingle dimension")
-    ax.set_ylabel("P@1 and MAP (version identification)")
-    ax.set_ylim(0.0, 1.05)
-    ax.legend(fontsize=7)
-    fig.savefig(out / "shingle_dimension.png", dpi=110)
-    plt.close(fig)
+                        f"| {r['query_ms']:.2f} | {' | '.join(seed)} |")
+    if not learned:
+        by_family.pop("trained")
+    _shingle_figure(by_family, out / "shingle_dimension.png")
+    trained_note = (" Trained rows: the shingle embedders of Zalkow & Müller (triplet loss, versions of a piece as "
+                    f"positives) trained on the same {len(fit.vectors)} train shingles "
+                    "(`python -m experiments.train experiment=shingle_embedder_<6|12|30>`), the checkpoint with the "
+                    "best triplet accuracy on the val pieces." if learned else "")
     return [
         "## Shingle retrieval",
         "",
-        f"{len(database.vectors)} CENS shingles ({length} frames x 12 at {rate_hz:g} Hz = {length / rate_hz:g} s)",
-        f"of {len(database.item_ids)} recordings; {len(queries)} query shingles (every {length / rate_hz:g} s",
+        f"{len(database.vectors)} CENS shingles ({length} frames x 12 at {rate_hz:g} Hz = {length / rate_hz:.3g} s)",
+        f"of {len(database.item_ids)} recordings; {len(queries)} query shingles (every {length / rate_hz:.3g} s",
         f"of each recording) in {len(matching.TEMPO_SCALES)} tempo variants; a recording scores its nearest",
         "retrieved shingle (k = 100 per variant); relevant: the other versions of the same piece.",
-        f"Reduced rows use classical PCA{'' if train is None else f' fit on the {len(fit.vectors)} shingles of the train pieces'};"
-        " a learned embedding plugs into `version_identification(..., embed=fn)`.",
-        "Query time is per query (all variants), one thread; the seed's times are at 1.25M shingles.",
+        f"PCA rows: classical PCA{'' if train is None else f' fit on the {len(fit.vectors)} shingles of the train pieces'}."
+        + trained_note,
+        "Query time is per query (all variants), one thread. The seed's columns are its raw and trained (DNN) rows, "
+        "its times at 1.25M shingles; query times at that scale: `python benchmarks/index_scale.py --million` "
+        "([docs/results/index_scale.md](index_scale.md)).",
         "",
         *rows,
         "",

@@ -36,6 +36,7 @@ __all__ = [
     "make_shingles",
     "pca_embedding",
     "query_shingles",
+    "recording_shingles",
     "version_identification",
 ]
 
@@ -54,6 +55,13 @@ def make_shingles(frames: np.ndarray, length: int = 20, hop: int = 1) -> np.ndar
     starts = np.arange(0, frames.shape[0] - length + 1, hop)
     windows = frames[starts[:, None] + np.arange(length)[None, :]]   # (S, length, 12)
     return unit_rows(windows.reshape(len(starts), -1))
+
+
+def recording_shingles(frames: np.ndarray, source_rate_hz: float, *, rate_hz: float = 1.0, length: int = 20,
+                       hop: int = 1) -> np.ndarray:
+    """The shingles of one recording: ``(T, 12)`` CENS at ``source_rate_hz``, resampled to
+    ``rate_hz``, -> ``(S, length * 12)`` unit-norm rows (what the database holds and embedders learn)."""
+    return make_shingles(scale_tempo(frames, source_rate_hz, rate_hz, 1.0), length, hop)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +91,7 @@ def build_shingle_database(features: Mapping[str, np.ndarray], source_rate_hz: f
     (smoothed chroma such as CENS at 10 Hz), resampled to ``rate_hz`` first."""
     vectors, owner, starts = [], [], []
     for i, frames in enumerate(features.values()):
-        coarse = scale_tempo(frames, source_rate_hz, rate_hz, 1.0)
-        s = make_shingles(coarse, length, hop)
+        s = recording_shingles(frames, source_rate_hz, rate_hz=rate_hz, length=length, hop=hop)
         vectors.append(s)
         owner.append(np.full(len(s), i, np.int64))
         starts.append(np.arange(len(s), dtype=np.int64) * hop)
@@ -148,7 +155,7 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
     build_s = time.perf_counter() - start
     n_items = len(database.item_ids)
     scores = np.full((len(queries), n_items), -np.inf, np.float32)
-    variants = [q if embed is None else embed(q) for q in queries]
+    variants = list(queries) if embed is None else _embed_each(embed, queries)
     nn.search(variants[0][:1], k)  # warm-up: compile the brute-force kernel (k is static) outside the timing
     start = time.perf_counter()
     found = [nn.search(v, k) if len(v) else None for v in variants]
@@ -168,6 +175,12 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
     return {"p@1": summary["p@1"], "map": summary["map"], "p@1_ci95": summary["p@1_ci95"],
             "map_ci95": summary["map_ci95"], "query_ms": query_ms, "build_s": build_s, "dim": vectors.shape[1],
             "shingles": len(vectors), "queries": summary["queries"], "items": n_items, "scores": finite}
+
+
+def _embed_each(embed: Embedding, queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``embed`` applied to every query's variants in one call (a network runs one big batch)."""
+    sizes = np.cumsum([len(q) for q in queries])[:-1]
+    return np.split(embed(np.concatenate(queries)), sizes)
 
 
 def corpus_shingle_queries(corpus, cens: Mapping[str, np.ndarray], source_rate_hz: float, *,

@@ -5,9 +5,10 @@ version's features, with the three target forms of
 `experiments.training.synthetic.chroma_examples` derived from the version's
 exact note times (of the principal voice by default, see :func:`target_notes`):
 strong frame chroma, the sequence of score events in the window (weak targets, no
-timing) and its CTC labels. Shingles: CENS at 1 Hz
-cut into 20-frame shingles, labelled by piece (versions of a piece are
-positives). Examples come from the pieces of the corpus's train split, validation
+timing) and its CTC labels. Shingles: CENS resampled to ``shingle_rate_hz`` (1 Hz
+in the paper) and cut into unit-norm 20-frame shingles exactly as the retrieval
+database cuts them (:func:`experiments.retrieval.shingles.recording_shingles`),
+labelled by piece (versions of a piece are positives). Examples come from the pieces of the corpus's train split, validation
 examples from its val split (:meth:`~experiments.data.corpus.Corpus.split_pieces`): the
 test pieces, on which the report's tables are computed, are never read.
 """
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from experiments import features as feats
+from experiments.retrieval import shingles
 from experiments.training.datasets import ArrayDataset
 
 WINDOW_FRAMES = 64  # frames of a chroma training window (hop: half a window)
@@ -27,10 +29,8 @@ FEATURE_KIND = {"hcqt": "hcqt", "logfreq": "logfreq", "shingles": "cens"}
 
 
 def _feature_config(config: feats.FeatureConfig, inputs: str) -> feats.FeatureConfig:
-    """The corpus's feature settings with the kind the model reads."""
-    # Shingles: CENS^41_10 at 1 Hz, as in Zalkow & Müller 2020.
-    rate_hz = 1.0 if inputs == "shingles" else config.rate_hz
-    return dataclasses.replace(config, kind=FEATURE_KIND[inputs], rate_hz=rate_hz)
+    """The corpus's feature settings with the kind the model reads (CENS for shingles)."""
+    return dataclasses.replace(config, kind=FEATURE_KIND[inputs])
 
 
 def _events_in(notes, start_s: float, stop_s: float) -> list[tuple[int, ...]]:
@@ -67,8 +67,12 @@ def _window_example(values, notes, start: int, frames: int, rate_hz: float, max_
     }
 
 
-def _stack(examples: list[dict]) -> ArrayDataset:
-    return ArrayDataset({key: np.stack([e[key] for e in examples]) for key in examples[0]})
+def _stack(examples: list[dict], shuffle_seed: int | None = None) -> ArrayDataset:
+    """The examples as one dataset, in a fixed random order when ``shuffle_seed`` is given."""
+    order = np.arange(len(examples))
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(examples))
+    return ArrayDataset({key: np.stack([examples[i][key] for i in order]) for key in examples[0]})
 
 
 def _split_features(corpus, split: str, config: feats.FeatureConfig):
@@ -78,12 +82,14 @@ def _split_features(corpus, split: str, config: feats.FeatureConfig):
     return [(version, values[version.version_id]) for version in part.versions]
 
 
-def _examples(version, values: np.ndarray, inputs: str, rate_hz: float, shingle_frames: int,
+def _examples(version, values: np.ndarray, inputs: str, rate_hz: float, shingle: tuple[float, int],
               label: int, notes) -> list[dict]:
-    """Training examples of one version: shingles labelled ``label``, or chroma windows of ``notes``."""
+    """Training examples of one version: shingles (``shingle`` = (rate, frames)) labelled ``label``,
+    or chroma windows of ``notes``."""
     if inputs == "shingles":
-        return [{"inputs": values[start:start + shingle_frames].reshape(-1).astype(np.float32),
-                 "labels": np.int32(label)} for start in range(0, max(len(values) - shingle_frames + 1, 0))]
+        shingle_rate_hz, frames = shingle
+        vectors = shingles.recording_shingles(values, rate_hz, rate_hz=shingle_rate_hz, length=frames)
+        return [{"inputs": vector, "labels": np.int32(label)} for vector in vectors]
     frames = WINDOW_FRAMES
     return [_window_example(values, notes, start, frames, rate_hz, frames // 2)
             for start in range(0, max(len(values) - frames // 2, 1), frames // 2)]
@@ -104,12 +110,15 @@ def target_notes(corpus, version, targets: str):
 
 
 def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any],
-                    targets: str = "melody") -> tuple[ArrayDataset, ArrayDataset]:
+                    targets: str = "melody", shingle_rate_hz: float = 1.0) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand).
 
     Chroma targets come from :func:`target_notes` (``targets``): theme retrieval matches a
     melody, so by default the networks learn the principal voice (Zalkow & Müller 2021 train on
-    theme annotations); ``"all"`` learns every note.
+    theme annotations); ``"all"`` learns every note. Shingles are cut from CENS at
+    ``shingle_rate_hz`` (Zalkow & Müller 2020: 1 Hz; the report's short recordings need more).
+    The validation examples come in a fixed random order, so that every batch mixes pieces
+    (a triplet needs a positive and a negative in its batch).
     """
     from experiments.config import from_config
     from experiments.data import CorpusConfig, build_corpus
@@ -117,12 +126,12 @@ def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapp
     corpus = build_corpus(from_config(CorpusConfig, data_cfg), progress=False)
     feature_cfg = _feature_config(corpus.config.features, inputs)
     pieces = sorted(corpus.pieces)
-    shingle_frames = int(model_cfg.get("shingle_frames", 20))
+    shingle = (shingle_rate_hz, int(model_cfg.get("shingle_frames", 20)))
     train, val = ([example for version, v in _split_features(corpus, split, feature_cfg)
-                   for example in _examples(version, v, inputs, feature_cfg.rate_hz, shingle_frames,
+                   for example in _examples(version, v, inputs, feature_cfg.rate_hz, shingle,
                                             pieces.index(version.piece_id), target_notes(corpus, version, targets))]
                   for split in ("train", "val"))
     if not train or not val:
         raise ValueError(f"corpus {corpus.config.name!r} gives no training or validation examples; "
                          f"its train and val pieces need recordings longer than one window.")
-    return _stack(train), _stack(val)
+    return _stack(train), _stack(val, shuffle_seed=0)

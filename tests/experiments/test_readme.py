@@ -110,6 +110,10 @@ def check_report(folder: Path) -> None:
     assert (run / "checkpoints").is_dir()
     assert "| clean | 1.00 (" in text and "| speed +5%, speed search | " in text  # fingerprints found the clips
     assert "| raw | 240 | HNSW |" in text and "| 240 | 2000 | HNSW (hnswlib) |" in text
+    for dim in (6, 12, 30):  # shingle embedders trained on the train pieces, searched on the test pieces
+        assert f"| trained | {dim} | KD |" in text and f"| PCA | {dim} | HNSW |" in text
+        (run,) = (folder / "training").glob(f"small-*/shingle_embedder_{dim}-*")
+        assert (run / "checkpoints" / "best").is_dir()
     for figure in ("expected_alignment.png", "synchronization.png", "matching_curve.png",
                    "shingle_dimension.png", "index_scale.png", "identification_confidence.png"):
         assert (folder / figure).stat().st_size > 10_000

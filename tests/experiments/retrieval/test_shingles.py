@@ -37,3 +37,50 @@ def test_version_identification_on_tiny(tiny_corpus, tiny_cens, kind):
     assert result["p@1"] >= 0.9
     # The query's own recording is never ranked first.
     assert np.all(np.argmax(result["scores"], axis=1) != np.asarray(owners))
+
+
+def test_training_shingles_are_the_databases_shingles(tiny_corpus, tiny_config):
+    """An embedder learns on exactly what it embeds at search time: unit-norm shingles at the table's rate."""
+    import dataclasses
+
+    from experiments.features import FeatureConfig, corpus_features
+    from experiments.training.corpus import corpus_datasets
+
+    train, val = corpus_datasets(dataclasses.asdict(tiny_config), inputs="shingles", model_cfg={}, shingle_rate_hz=4.0)
+    part = tiny_corpus.subset("train")
+    cens = corpus_features(part, FeatureConfig(kind="cens", rate_hz=10.0))
+    expected = np.concatenate([shingles.recording_shingles(cens[v.version_id], 10.0, rate_hz=4.0)
+                               for v in part.versions])
+    np.testing.assert_allclose(train.arrays["inputs"], expected, rtol=1e-6)
+    assert len(val) and set(np.unique(val.arrays["labels"])).isdisjoint(np.unique(train.arrays["labels"]))
+
+
+def test_a_trained_embedder_embeds_any_number_of_shingles(tiny_corpus, tmp_path):
+    """load_embedding: the best checkpoint of a (two-step) run, batched and padded without changing a row."""
+    from tests.experiments.train_helpers import compose_train
+
+    from experiments.retrieval.shingle_embedding import load_embedding
+    from experiments.train import train
+
+    run = tmp_path / "run"
+    train(compose_train(run, ["experiment=shingle_embedder_6", "data=tiny", "data.max_measures=5",
+                              "data.max_pieces=null", "shingle_rate_hz=4",
+                              f"data.cache_dir={tiny_corpus.config.cache_dir}"]))
+    embed = load_embedding(run, batch_size=8)
+    x = shingles.make_shingles(np.random.default_rng(3).random((40, 12)), length=20)   # 21 shingles
+    out = embed(x)
+    assert out.shape == (21, 6)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(embed(x[:3]), out[:3], rtol=1e-5, atol=1e-6)
+
+
+def test_a_chroma_run_is_not_taken_for_an_embedder(tmp_path):
+    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError
+    from experiments.retrieval.shingle_embedding import load_embedding
+
+    (tmp_path / "checkpoints" / "best").mkdir(parents=True)
+    (tmp_path / "run_config.yaml").write_text("task_name: ctc_chroma\ninputs: hcqt\n")
+    with pytest.raises(NoTrainedNetworkError, match="ctc_chroma network on hcqt, not a shingle embedder"):
+        load_embedding(tmp_path)
+    with pytest.raises(NoTrainedNetworkError, match="experiment=shingle_embedder_12"):
+        load_embedding(tmp_path / "nothing")
