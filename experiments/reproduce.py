@@ -256,6 +256,8 @@ def split_note(corpus: Corpus) -> list[str]:
     counts = {split: len(corpus.split_pieces(split)) for split in ("train", "val", "test")}
     test = corpus.subset("test")
     return [
+        "## Corpus",
+        "",
         f"Corpus `{corpus.config.name}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} recordings, "
         f"{corpus.total_seconds / 60:.0f} minutes of audio rendered from music21 scores. Split by piece "
         f"(`data.split`): {counts['train']} train, {counts['val']} val and {counts['test']} test pieces. "
