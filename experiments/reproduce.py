@@ -261,7 +261,7 @@ def split_note(corpus: Corpus) -> list[str]:
         f"Corpus `{corpus.config.name}`: {len(corpus.pieces)} pieces, {len(corpus.versions)} recordings, "
         f"{corpus.total_seconds / 60:.0f} minutes of audio rendered from music21 scores. Split by piece "
         f"(`data.split`): {counts['train']} train, {counts['val']} val and {counts['test']} test pieces. "
-        "Networks, PCA and thresholds fit on train pieces (networks select on val); every table below is "
+        "Networks, PCA and thresholds fit on train pieces (networks select on val); every table of the report is "
         f"computed on test pieces only ({len(test.versions)} recordings, {test.total_seconds / 60:.0f} minutes).",
         "",
     ]
