@@ -97,7 +97,7 @@ def test_the_readme_has_commands():
 def check_report(folder: Path) -> None:
     """The report of `python -m experiments.reproduce debug=smoke`: every section, table row and figure."""
     text = (folder / "report.md").read_text()
-    for section in ("## Soft-DTW explained", "## Music synchronization", "## Theme retrieval",
+    for section in ("## Corpus", "## Soft-DTW explained", "## Music synchronization", "## Theme retrieval",
                     "## Audio identification (fingerprints)", "## Audio matching",
                     "## Shingle retrieval", "## Nearest-neighbour search", "## Run"):
         assert section in text
