@@ -204,7 +204,7 @@ class ReportConfig:
     """
 
     dnn_steps: int = 400
-    embedder_steps: int = 600
+    embedder_steps: int = 400
     theme_normalize: str = "query"
     theme_soundfont_versions: int = 1
     sync_pieces: int | None = 4

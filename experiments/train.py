@@ -85,7 +85,7 @@ def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
     from experiments.training.corpus import corpus_datasets
 
     return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, targets=cfg.get("targets", "melody"),
-                           shingle_rate_hz=cfg.get("shingle_rate_hz", 1.0))
+                           shingle_rate_hz=cfg.get("shingle_rate_hz", 1.0), passage_q=cfg.get("shingle_passage_q"))
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list:
@@ -105,16 +105,17 @@ class ConfigError(ValueError):
     """A config value out of its range; reported in one line, before any work."""
 
 
-# trainer option -> smallest allowed value (`devices` may also be null: all local devices).
+# trainer option -> smallest allowed value (`devices` and `examples_per_label` may also be null).
 TRAINER_MINIMUM = {"steps": 1, "batch_size": 1, "log_every": 1, "val_every": 1, "save_every": 1,
-                   "keep_latest": 1, "keep_best": 1, "devices": 1}
+                   "keep_latest": 1, "keep_best": 1, "devices": 1, "examples_per_label": 2}
+NULLABLE = ("devices", "examples_per_label")
 
 
 def check_trainer(trainer_cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first `trainer.<key>` that is not an integer >= its minimum."""
     for key, minimum in TRAINER_MINIMUM.items():
         value = trainer_cfg.get(key)
-        if key == "devices" and value is None:
+        if key in NULLABLE and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"trainer.{key}={value!r}: must be an integer >= {minimum}.")
@@ -180,7 +181,8 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             checkpoints=checkpoints, loggers=loggers, mesh=mesh,
             config=LoopConfig(steps=cfg.trainer.steps, batch_size=cfg.trainer.batch_size,
                               log_every=cfg.trainer.log_every, val_every=cfg.trainer.val_every,
-                              seed=cfg.seed, progress=cfg.trainer.progress,
+                              seed=cfg.seed, examples_per_label=cfg.trainer.get("examples_per_label"),
+                              progress=cfg.trainer.progress,
                               description=f"train {cfg.task_name}"),
         )
     finally:

@@ -87,11 +87,13 @@ def batch_triplet_loss(
     margin: float,
     mining: str = "hard",
     squared: bool = False,
+    groups: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
     """Triplet loss with triplets mined inside the batch.
 
     Every example serves as an anchor; its positives are the other examples
-    with the same label, its negatives the examples with another label.
+    with the same label, its negatives the examples with another label (and,
+    given `groups`, of another group).
 
     * `"hard"` (batch hard, Hermans et al. 2017): the farthest positive
       against the nearest negative, one triplet per anchor.
@@ -107,6 +109,11 @@ def batch_triplet_loss(
       margin: required gap between positive and negative distance (>= 0).
       mining: one of "hard", "semi-hard", "all".
       squared: use squared Euclidean distances.
+      groups: optional `(B,)` int array. Two examples of one group with
+        different labels are neither positives nor negatives: with label =
+        passage and group = piece (Zalkow & Müller 2020), the same passage
+        in another version is pulled close, other pieces are pushed away,
+        and the overlapping neighbouring passages of the piece are left alone.
 
     Returns:
       `(B,)` array, the loss of each anchor; 0 for an anchor without a
@@ -122,6 +129,10 @@ def batch_triplet_loss(
     same = labels[:, None] == labels[None, :]
     is_positive = same & ~jnp.eye(labels.shape[0], dtype=bool)
     is_negative = ~same
+    if groups is not None:
+        groups = _checks.as_int_array(groups, "groups", 1, "(B,)")
+        _checks.check_shape(groups, "groups", labels.shape, "(B,)")
+        is_negative &= groups[:, None] != groups[None, :]
     if mining == "hard":
         return _batch_hard(distance, is_positive, is_negative, margin)
     if mining == "semi-hard":

@@ -36,15 +36,15 @@ VARIANTS = {  # table row -> training experiment (conf/experiment/)
 
 def run_key(cfg) -> str:
     """Short hash of what shapes a trained network besides its data and its number of steps: model,
-    loss, optimizer, targets, batch size (and the shingle rate of a shingle embedder)."""
+    loss, optimizer, targets, batches (and the shingles of a shingle embedder)."""
     from omegaconf import OmegaConf
 
     from experiments.data import cache
 
-    keys = ("model", "loss", "optim", "targets") + (("shingle_rate_hz",) if "shingle_rate_hz" in cfg else ())
+    keys = ("model", "loss", "optim", "targets", *sorted(key for key in cfg if key.startswith("shingle_")))
     parts = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
              for key in keys}
-    parts["batch_size"] = cfg.trainer.batch_size
+    parts["batches"] = (cfg.trainer.batch_size, cfg.trainer.get("examples_per_label"))
     return cache.config_hash(parts, length=8)
 
 

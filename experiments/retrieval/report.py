@@ -293,8 +293,9 @@ def shingle_section(out: pathlib.Path, corpus, *, train=None, learned: Mapping[i
     if not learned:
         by_family.pop("trained")
     _shingle_figure(by_family, out / "shingle_dimension.png")
-    trained_note = (" Trained rows: the shingle embedders of Zalkow & Müller (triplet loss, versions of a piece as "
-                    f"positives) trained on the same {len(fit.vectors)} train shingles "
+    trained_note = (" Trained rows: the shingle embedders of Zalkow & Müller (triplet loss; positives: the same "
+                    "passage of the score in another version, negatives: other pieces) trained on the same "
+                    f"{len(fit.vectors)} train shingles "
                     "(`python -m experiments.train experiment=shingle_embedder_<6|12|30>`), the checkpoint with the "
                     "best triplet accuracy on the val pieces." if learned else "")
     return [

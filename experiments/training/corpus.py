@@ -8,7 +8,8 @@ strong frame chroma, the sequence of score events in the window (weak targets, n
 timing) and its CTC labels. Shingles: CENS resampled to ``shingle_rate_hz`` (1 Hz
 in the paper) and cut into unit-norm 20-frame shingles exactly as the retrieval
 database cuts them (:func:`experiments.retrieval.shingles.recording_shingles`),
-labelled by piece (versions of a piece are positives). Examples come from the pieces of the corpus's train split, validation
+labelled by passage of the score (the same passage in other versions is a
+positive), with the piece as group. Examples come from the pieces of the corpus's train split, validation
 examples from its val split (:meth:`~experiments.data.corpus.Corpus.split_pieces`): the
 test pieces, on which the report's tables are computed, are never read.
 """
@@ -82,14 +83,36 @@ def _split_features(corpus, split: str, config: feats.FeatureConfig):
     return [(version, values[version.version_id]) for version in part.versions]
 
 
-def _examples(version, values: np.ndarray, inputs: str, rate_hz: float, shingle: tuple[float, int],
+def _shingle_examples(version, values: np.ndarray, rate_hz: float, shingle: tuple[float, int, float | None],
+                      piece: int) -> list[dict]:
+    """The shingles of one version (``shingle`` = (rate, frames, passage length in quarter notes)),
+    with ``groups`` = ``piece`` and ``passages``: the passage of the score each shingle starts in
+    (0 for all when the passage length is None: the whole piece is one passage)."""
+    shingle_rate_hz, frames, passage_q = shingle
+    vectors = shingles.recording_shingles(values, rate_hz, rate_hz=shingle_rate_hz, length=frames)
+    passages = np.zeros(len(vectors), np.int64)
+    if passage_q is not None:
+        starts_q = version.time_map.to_quarters(np.arange(len(vectors)) / shingle_rate_hz)
+        passages = np.floor(starts_q / passage_q).astype(np.int64)
+    return [{"inputs": vector, "groups": np.int32(piece), "passages": passage}
+            for vector, passage in zip(vectors, passages)]
+
+
+def _label_passages(examples: list[dict]) -> list[dict]:
+    """``labels``: one id per (piece, passage), in place of ``passages``."""
+    keys = [(e["groups"], e.pop("passages")) for e in examples]
+    ids = {key: i for i, key in enumerate(sorted(set(keys)))}
+    for example, key in zip(examples, keys):
+        example["labels"] = np.int32(ids[key])
+    return examples
+
+
+def _examples(version, values: np.ndarray, inputs: str, rate_hz: float, shingle: tuple[float, int, float | None],
               label: int, notes) -> list[dict]:
-    """Training examples of one version: shingles (``shingle`` = (rate, frames)) labelled ``label``,
-    or chroma windows of ``notes``."""
+    """Training examples of one version: shingles (:func:`_shingle_examples`, piece ``label``), or
+    chroma windows of ``notes``."""
     if inputs == "shingles":
-        shingle_rate_hz, frames = shingle
-        vectors = shingles.recording_shingles(values, rate_hz, rate_hz=shingle_rate_hz, length=frames)
-        return [{"inputs": vector, "labels": np.int32(label)} for vector in vectors]
+        return _shingle_examples(version, values, rate_hz, shingle, label)
     frames = WINDOW_FRAMES
     return [_window_example(values, notes, start, frames, rate_hz, frames // 2)
             for start in range(0, max(len(values) - frames // 2, 1), frames // 2)]
@@ -110,13 +133,17 @@ def target_notes(corpus, version, targets: str):
 
 
 def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any],
-                    targets: str = "melody", shingle_rate_hz: float = 1.0) -> tuple[ArrayDataset, ArrayDataset]:
+                    targets: str = "melody", shingle_rate_hz: float = 1.0,
+                    passage_q: float | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, validation) example sets from the corpus that `data_cfg` describes (built/cached on demand).
 
     Chroma targets come from :func:`target_notes` (``targets``): theme retrieval matches a
     melody, so by default the networks learn the principal voice (Zalkow & Müller 2021 train on
     theme annotations); ``"all"`` learns every note. Shingles are cut from CENS at
-    ``shingle_rate_hz`` (Zalkow & Müller 2020: 1 Hz; the report's short recordings need more).
+    ``shingle_rate_hz`` (Zalkow & Müller 2020: 1 Hz; the report's short recordings need more) and
+    labelled by passage: shingles that start in the same ``passage_q`` quarter notes of the score,
+    in any version, share a label, and ``groups`` holds the piece, so that the triplet loss pushes
+    only other pieces away (``passage_q=None``: one label per piece).
     The validation examples come in a fixed random order, so that every batch mixes pieces
     (a triplet needs a positive and a negative in its batch).
     """
@@ -126,11 +153,13 @@ def corpus_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapp
     corpus = build_corpus(from_config(CorpusConfig, data_cfg), progress=False)
     feature_cfg = _feature_config(corpus.config.features, inputs)
     pieces = sorted(corpus.pieces)
-    shingle = (shingle_rate_hz, int(model_cfg.get("shingle_frames", 20)))
+    shingle = (shingle_rate_hz, int(model_cfg.get("shingle_frames", 20)), passage_q)
     train, val = ([example for version, v in _split_features(corpus, split, feature_cfg)
                    for example in _examples(version, v, inputs, feature_cfg.rate_hz, shingle,
                                             pieces.index(version.piece_id), target_notes(corpus, version, targets))]
                   for split in ("train", "val"))
+    if inputs == "shingles":
+        train, val = _label_passages(train), _label_passages(val)
     if not train or not val:
         raise ValueError(f"corpus {corpus.config.name!r} gives no training or validation examples; "
                          f"its train and val pieces need recordings longer than one window.")

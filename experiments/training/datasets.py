@@ -77,6 +77,43 @@ class EpochSampler:
         return np.asarray([self._permutation(int(e))[o] for e, o in zip(epochs, offsets)])
 
 
+class LabelSampler:
+    """Batches of ``B / K`` labels with ``K`` examples each (P-K sampling, Hermans et al. 2017).
+
+    A triplet needs a positive in its batch: with many labels (passages of pieces) a shuffled
+    batch holds almost none. The batch of a step depends only on (seed, step), so a resumed run
+    draws the batches an uninterrupted run would have. Labels with a single example are never drawn.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, per_label: int, seed: int):
+        if per_label < 2 or batch_size % per_label:
+            raise ValueError(f"examples_per_label must be >= 2 and divide the batch size {batch_size}, "
+                             f"got {per_label}.")
+        _, inverse = np.unique(np.asarray(labels), return_inverse=True)
+        counts = np.bincount(inverse)
+        self._members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+        self._labels = np.flatnonzero(counts >= 2)
+        if len(self._labels) < batch_size // per_label:
+            raise ValueError(f"a batch of {batch_size} needs {batch_size // per_label} labels with 2 or more "
+                             f"examples; the training set has {len(self._labels)}.")
+        self.batch_size, self.per_label, self.seed = batch_size, per_label, seed
+
+    def indices(self, step: int) -> np.ndarray:
+        """`(B,)` example indices of step `step`, label by label."""
+        rng = np.random.default_rng([self.seed, step])
+        chosen = rng.choice(self._labels, self.batch_size // self.per_label, replace=False)
+        return np.concatenate([rng.choice(self._members[label], self.per_label,
+                                          replace=len(self._members[label]) < self.per_label) for label in chosen])
+
+
+def make_sampler(train_set: ArrayDataset, batch_size: int, seed: int, examples_per_label: int | None = None):
+    """:class:`LabelSampler` of the set's ``labels`` given ``examples_per_label`` (at most ``B / 2``, so
+    that a batch holds two labels: negatives), else :class:`EpochSampler`."""
+    if examples_per_label is None:
+        return EpochSampler(len(train_set), batch_size, seed)
+    return LabelSampler(train_set.arrays["labels"], batch_size, min(examples_per_label, batch_size // 2), seed)
+
+
 def synthetic_datasets(data_cfg: Mapping[str, Any], *, inputs: str, model_cfg: Mapping[str, Any],
                        seed: int) -> tuple[ArrayDataset, ArrayDataset]:
     """Train and validation sets of `experiments.training.synthetic` examples.

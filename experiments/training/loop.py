@@ -24,7 +24,7 @@ from experiments.training.checkpoints import Checkpoints
 from experiments.training.checkpoints import load_training_state
 from experiments.training.checkpoints import training_state
 from experiments.training.datasets import ArrayDataset
-from experiments.training.datasets import EpochSampler
+from experiments.training.datasets import make_sampler
 
 Objective = Callable[[jax.Array, dict], jax.Array]
 
@@ -99,6 +99,8 @@ class LoopConfig:
       batch_size: global batch size B (divisible by the number of devices).
       log_every, val_every: logging and validation intervals in steps.
       seed: seed of the batch order and of the dropout keys.
+      examples_per_label: draw batches of B / K labels with K examples each (triplet losses); None:
+        shuffled epochs.
       progress: show a tqdm bar.
       description: the bar's label, e.g. "train ctc_chroma".
     """
@@ -108,6 +110,7 @@ class LoopConfig:
     log_every: int = 10
     val_every: int = 50
     seed: int = 0
+    examples_per_label: int | None = None
     progress: bool = True
     description: str = "train"
 
@@ -150,7 +153,7 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
     if restored is not None:
         start, state = restored
         load_training_state(model, optimizer, state)
-    sampler = EpochSampler(len(train_set), config.batch_size, config.seed)
+    sampler = make_sampler(train_set, config.batch_size, config.seed, config.examples_per_label)
     train_step = make_train_step(loss_fn)
     eval_step = make_eval_step(loss_fn, task)
     metrics = nnx.MultiMetric(loss=nnx.metrics.Average("loss"))

@@ -103,5 +103,7 @@ def soft_dtw(outputs: jax.Array, batch: Batch, *, gamma: float = 0.1, normalize:
 
 
 def triplet(outputs: jax.Array, batch: Batch, *, margin: float = 0.2, mining: str = "semi-hard") -> jax.Array:
-    """Triplet loss of embeddings `(B, D)` mined in the batch, same `labels` = positives."""
-    return losses.batch_triplet_loss(outputs, batch["labels"], margin=margin, mining=mining)
+    """Triplet loss of embeddings `(B, D)` mined in the batch, same `labels` = positives; negatives
+    of another label and, where the batch has `groups`, of another group."""
+    return losses.batch_triplet_loss(outputs, batch["labels"], margin=margin, mining=mining,
+                                     groups=batch.get("groups"))

@@ -50,17 +50,19 @@ def ctc_counts(logits: jax.Array, labels: jax.Array, paddings: jax.Array, *, bla
     return jnp.stack([correct, jnp.sum(labelled)]).astype(jnp.float32)
 
 
-def triplet_counts(embeddings: jax.Array, labels: jax.Array) -> jax.Array:
+def triplet_counts(embeddings: jax.Array, labels: jax.Array, groups: jax.Array | None = None) -> jax.Array:
     """(anchors whose nearest positive is closer than their nearest negative, anchors) `(2,)`.
 
-    Anchors without a positive or a negative in the batch are not counted.
+    Positives and negatives as in `losses.batch_triplet_loss` (`groups`: negatives of another
+    group only). Anchors without a positive or a negative in the batch are not counted.
     """
     distance = jnp.sum((embeddings[:, None, :] - embeddings[None, :, :]) ** 2, axis=-1)
     same = labels[:, None] == labels[None, :]
     positive = same & ~jnp.eye(labels.shape[0], dtype=bool)
+    negative = ~same if groups is None else ~same & (groups[:, None] != groups[None, :])
     nearest_positive = jnp.min(jnp.where(positive, distance, jnp.inf), axis=1)
-    nearest_negative = jnp.min(jnp.where(~same, distance, jnp.inf), axis=1)
-    counted = jnp.any(positive, axis=1) & jnp.any(~same, axis=1)
+    nearest_negative = jnp.min(jnp.where(negative, distance, jnp.inf), axis=1)
+    counted = jnp.any(positive, axis=1) & jnp.any(negative, axis=1)
     correct = counted & (nearest_positive < nearest_negative)
     return jnp.stack([jnp.sum(correct), jnp.sum(counted)]).astype(jnp.float32)
 
@@ -77,7 +79,7 @@ def task_counts(task: str, outputs: jax.Array, batch: Mapping[str, jax.Array]) -
     if task == "ctc":
         return ctc_counts(outputs, batch["strong_labels"], batch["paddings"])
     if task == "embedding":
-        return triplet_counts(outputs, batch["labels"])
+        return triplet_counts(outputs, batch["labels"], batch.get("groups"))
     raise ValueError(f"unknown task {task!r}; expected 'chroma', 'ctc' or 'embedding'.")
 
 

@@ -303,10 +303,11 @@ class TestLoggers:
 
 class TestTrainerOptions:
     @pytest.mark.parametrize("override", ["trainer.steps=-5", "trainer.steps=0", "trainer.batch_size=0",
-                                          "trainer.val_every=0", "trainer.devices=0"])
+                                          "trainer.val_every=0", "trainer.devices=0",
+                                          "trainer.examples_per_label=1"])
     def test_out_of_range_refused_before_any_work(self, override, tmp_path):
         key = override.split("=")[0]
-        with pytest.raises(train_app.ConfigError, match=f"{key}=.*must be an integer >= 1"):
+        with pytest.raises(train_app.ConfigError, match=f"{key}=.*must be an integer >= [12]"):
             train_app.train(compose_train(tmp_path, ["experiment=deep_chroma", override]))
         assert not (tmp_path / "checkpoints").exists()
 
@@ -318,6 +319,30 @@ class TestTrainerOptions:
         assert result.returncode == 2
         assert "trainer.steps=-5: must be an integer >= 1." in result.stderr
         assert "Traceback" not in result.stderr
+
+
+class TestLabelSampler:
+    LABELS = np.repeat(np.arange(10), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])  # label 0 has a single example
+
+    def test_batches_of_labels_with_k_examples_each_drawn_from_seed_and_step(self):
+        from experiments.training.datasets import LabelSampler
+
+        sampler = LabelSampler(self.LABELS, batch_size=12, per_label=3, seed=5)
+        batch = sampler.indices(7)
+        labels, counts = np.unique(self.LABELS[batch], return_counts=True)
+        assert len(batch) == 12 and list(counts) == [3, 3, 3, 3] and 0 not in labels
+        np.testing.assert_array_equal(batch, LabelSampler(self.LABELS, 12, 3, seed=5).indices(7))  # resumable
+        assert not np.array_equal(batch, sampler.indices(8))
+
+    def test_k_is_capped_at_half_a_batch_and_must_divide_it(self):
+        from experiments.training.datasets import ArrayDataset, LabelSampler, make_sampler
+
+        data = ArrayDataset({"labels": self.LABELS})
+        assert len(np.unique(self.LABELS[make_sampler(data, 4, 0, examples_per_label=4).indices(0)])) == 2
+        with pytest.raises(ValueError, match="divide the batch size 10"):
+            LabelSampler(self.LABELS, batch_size=10, per_label=4, seed=0)
+        with pytest.raises(ValueError, match="needs 12 labels with 2 or more examples; the training set has 9"):
+            LabelSampler(self.LABELS, batch_size=24, per_label=2, seed=0)
 
 
 @pytest.mark.slow

@@ -14,13 +14,14 @@ def distance(a, b, squared):
     return d2 if squared else np.sqrt(d2)
 
 
-def loop_batch_triplet(embeddings, labels, margin, mining, squared):
+def loop_batch_triplet(embeddings, labels, margin, mining, squared, groups=None):
     """Per-anchor loss by explicit loops over positives and negatives."""
     batch = len(labels)
+    groups = np.arange(batch) if groups is None else groups  # no groups: every example its own
     result = []
     for a in range(batch):
         positives = [p for p in range(batch) if p != a and labels[p] == labels[a]]
-        negatives = [n for n in range(batch) if labels[n] != labels[a]]
+        negatives = [n for n in range(batch) if labels[n] != labels[a] and groups[n] != groups[a]]
         if not positives or not negatives:
             result.append(0.0)
             continue
@@ -97,6 +98,20 @@ class TestBatchTripletLoss:
         expected = loop_batch_triplet(embeddings, labels, 0.7, mining, squared)
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
         assert value[7] == 0.0
+
+    @pytest.mark.parametrize("mining", ["hard", "semi-hard", "all"])
+    def test_groups_keep_their_other_labels_out_of_the_negatives(self, mining):
+        """label = passage, group = piece: another passage of the same piece is no negative."""
+        rng = np.random.default_rng(3)
+        embeddings = rng.normal(size=(10, 3)).astype(np.float32)
+        labels = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4], np.int32)
+        groups = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2], np.int32)
+        value = losses.batch_triplet_loss(embeddings, labels, margin=0.5, mining=mining, groups=groups)
+        expected = loop_batch_triplet(embeddings, labels, 0.5, mining, False, groups)
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(value, losses.batch_triplet_loss(embeddings, labels, margin=0.5, mining=mining))
+        with pytest.raises(ValueError, match="`groups`"):
+            losses.batch_triplet_loss(embeddings, labels, margin=0.5, groups=groups[:4])
 
     def test_single_label_batch_has_no_triplets(self):
         embeddings = np.random.default_rng(2).normal(size=(4, 3))

@@ -52,7 +52,29 @@ def test_training_shingles_are_the_databases_shingles(tiny_corpus, tiny_config):
     expected = np.concatenate([shingles.recording_shingles(cens[v.version_id], 10.0, rate_hz=4.0)
                                for v in part.versions])
     np.testing.assert_allclose(train.arrays["inputs"], expected, rtol=1e-6)
-    assert len(val) and set(np.unique(val.arrays["labels"])).isdisjoint(np.unique(train.arrays["labels"]))
+    assert len(val) and np.all(train.arrays["labels"] == 0)  # one piece, one label without passages
+    assert not set(np.unique(val.arrays["groups"])) & set(np.unique(train.arrays["groups"]))
+
+
+def test_passage_labels_follow_the_score(tiny_corpus, tiny_config):
+    """Shingles of two versions that start in the same 2 quarter notes of the score share a label."""
+    import dataclasses
+
+    from experiments.features import FeatureConfig, corpus_features
+    from experiments.training.corpus import corpus_datasets
+
+    train, _ = corpus_datasets(dataclasses.asdict(tiny_config), inputs="shingles", model_cfg={},
+                               shingle_rate_hz=4.0, passage_q=2.0)
+    part = tiny_corpus.subset("train")
+    (v0, v1) = part.versions
+    cens = corpus_features(part, FeatureConfig(kind="cens", rate_hz=10.0))
+    counts = [len(shingles.recording_shingles(cens[v.version_id], 10.0, rate_hz=4.0)) for v in (v0, v1)]
+    labels = np.split(train.arrays["labels"], [counts[0]])
+    starts_q = [v.time_map.to_quarters(np.arange(n) / 4.0) for v, n in zip((v0, v1), counts)]
+    for i in range(0, counts[0], 3):
+        same = np.floor(starts_q[1] / 2.0) == np.floor(starts_q[0][i] / 2.0)
+        assert np.all((labels[1] == labels[0][i]) == same)
+    assert len(np.unique(train.arrays["labels"])) > 3 and np.all(train.arrays["groups"] == train.arrays["groups"][0])
 
 
 def test_a_trained_embedder_embeds_any_number_of_shingles(tiny_corpus, tmp_path):
