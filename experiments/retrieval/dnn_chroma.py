@@ -152,11 +152,13 @@ def _task_name(config_path: Path) -> str | None:
     return OmegaConf.load(config_path).get("task_name")
 
 
-def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
-    """The chroma network of a run folder (``experiments.train``'s or the report's), best checkpoint.
+def restore_run(run: str | Path, inputs: str, network: str, command: str = TRAIN_COMMAND):
+    """(model with the best checkpoint's weights, run config) of a finished run folder that trained a
+    network on ``inputs``.
 
     Raises:
-      NoTrainedNetworkError: the folder holds no ``run_config.yaml`` or no best checkpoint.
+      NoTrainedNetworkError: the folder holds no ``run_config.yaml`` or no best checkpoint (the message
+        names ``command``), or its network reads other inputs (it is not a ``network``).
     """
     from omegaconf import OmegaConf
 
@@ -166,10 +168,19 @@ def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
     run = Path(run)
     if not (run / RUN_CONFIG).is_file() or not (run / "checkpoints" / "best").is_dir():
         raise NoTrainedNetworkError(f"{run} is not a finished training run (no {RUN_CONFIG} or checkpoints/best): "
-                                    f"train one with `{TRAIN_COMMAND}`")
+                                    f"train one with `{command}`")
     cfg = OmegaConf.load(run / RUN_CONFIG)
-    if cfg.get("inputs") != "hcqt":
+    if cfg.get("inputs") != inputs:
         raise NoTrainedNetworkError(f"{run} trained a {cfg.get('task_name')} network on {cfg.get('inputs')}, "
-                                    "not a chroma network on the HCQT")
+                                    f"not a {network}")
     model, _ = restore_model(cfg, run / "checkpoints")
-    return chroma_extractor(model, cfg, rate_hz)
+    return model, cfg
+
+
+def load_extractor(run: str | Path, rate_hz: float = 10.0) -> LearnedChroma:
+    """The chroma network of a run folder (``experiments.train``'s or the report's), best checkpoint.
+
+    Raises:
+      NoTrainedNetworkError: see :func:`restore_run`.
+    """
+    return chroma_extractor(*restore_run(run, "hcqt", "chroma network on the HCQT"), rate_hz)

@@ -17,7 +17,7 @@ from typing import Mapping
 import jax
 import numpy as np
 
-from experiments.retrieval.dnn_chroma import NoTrainedNetworkError, train_run
+from experiments.retrieval.dnn_chroma import restore_run, train_run
 from experiments.retrieval.shingles import Embedding
 
 __all__ = ["EMBEDDERS", "load_embedding", "trained_embeddings"]
@@ -32,22 +32,11 @@ def load_embedding(run: str | Path, batch_size: int = 4096) -> Embedding:
     two (a few compiled shapes serve every call).
 
     Raises:
-      NoTrainedNetworkError: the folder holds no finished run, or a run of another kind of network.
+      NoTrainedNetworkError: the folder holds no finished run, or a run of another kind of network
+        (:func:`experiments.retrieval.dnn_chroma.restore_run`).
     """
-    from omegaconf import OmegaConf
-
-    from experiments.eval import restore_model
-    from experiments.train import RUN_CONFIG
-
-    run = Path(run)
-    if not (run / RUN_CONFIG).is_file() or not (run / "checkpoints" / "best").is_dir():
-        raise NoTrainedNetworkError(f"{run} is not a finished training run (no {RUN_CONFIG} or checkpoints/best): "
-                                    f"train one with `python -m experiments.train experiment={EMBEDDERS[12]}`")
-    cfg = OmegaConf.load(run / RUN_CONFIG)
-    if cfg.get("inputs") != "shingles":
-        raise NoTrainedNetworkError(f"{run} trained a {cfg.get('task_name')} network on {cfg.get('inputs')}, "
-                                    "not a shingle embedder")
-    model, _ = restore_model(cfg, run / "checkpoints")
+    model, _ = restore_run(run, "shingles", "shingle embedder",
+                           f"python -m experiments.train experiment={EMBEDDERS[12]} data=small")
     apply = jax.jit(lambda x: model(x))
 
     def embed(shingles: np.ndarray) -> np.ndarray:
