@@ -191,23 +191,30 @@ def corpus_features(corpus, config: FeatureConfig | Mapping | None = None, *, pr
     """
     import dataclasses as _dc
 
-    from tqdm.auto import tqdm
-
     from experiments.data import cache
+    from experiments.workers import map_in_workers
 
     config = from_config(FeatureConfig, config or {})
     folder = corpus.root / "features" / f"{config.kind}-{cache.config_hash(_dc.asdict(config))}"
-    result = {}
-    for version in tqdm(corpus.versions, desc=f"features ({config.kind})", disable=not progress):
-        path = folder / f"{version.version_id}.npy"
-        if use_cache and path.exists():
-            result[version.version_id] = np.load(path)
-            continue
-        values = audio_features(version.load_audio(), version.sample_rate, config)
-        if use_cache:
-            cache.atomic_write(path, lambda tmp, v=values: np.save(tmp, v, allow_pickle=False))
-        result[version.version_id] = values
-    return result
+    paths = {v.version_id: folder / f"{v.version_id}.npy" if use_cache else None for v in corpus.versions}
+    pending = [v for v in corpus.versions if paths[v.version_id] is None or not paths[v.version_id].exists()]
+    # Computed over the cores (librosa runs on one each), cached ones only read.
+    computed = map_in_workers(_version_features, [(v, config, paths[v.version_id]) for v in pending],
+                              desc=f"features ({config.kind})", progress=progress)
+    result = dict(zip((v.version_id for v in pending), computed))
+    return {v.version_id: result[v.version_id] if v.version_id in result else np.load(paths[v.version_id])
+            for v in corpus.versions}
+
+
+def _version_features(job: tuple) -> np.ndarray:
+    """Features of ``(version, config, cache path or None)``, written to the path (a worker's job)."""
+    from experiments.data import cache
+
+    version, config, path = job
+    values = audio_features(version.load_audio(), version.sample_rate, config)
+    if path is not None:
+        cache.atomic_write(path, lambda tmp: np.save(tmp, values, allow_pickle=False))
+    return values
 
 
 # ----------------------------------------------------------------------------- symbolic

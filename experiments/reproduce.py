@@ -50,6 +50,7 @@ from omegaconf import DictConfig  # noqa: E402
 import sdtw  # noqa: E402
 from experiments import provenance  # noqa: E402
 from experiments import sync  # noqa: E402
+from experiments import workers  # noqa: E402
 from experiments.config import from_config, register_schemas  # noqa: E402
 from experiments.data import build_corpus  # noqa: E402
 from experiments.data.corpus import Corpus, CorpusConfig  # noqa: E402
@@ -356,4 +357,5 @@ def main(cfg: DictConfig) -> pathlib.Path:
 
 
 if __name__ == "__main__":
+    workers.use_all_cores()  # renders and features over every core (this module is guarded)
     main()

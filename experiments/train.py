@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 from omegaconf import OmegaConf
 
 import models
+from experiments import workers
 from experiments.config import build_model
 from experiments.data import cache
 from experiments.config import register_schemas
@@ -226,4 +227,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    workers.use_all_cores()  # renders and features over every core (this module is guarded)
     main()

@@ -35,6 +35,7 @@ from experiments.data.score import ScoreLoadError, parse_score, piece_from_score
 from experiments.data.types import (NoteEvent, Performance, Piece, ScoreNote, Theme, TimeMap,
                                     Version)
 from experiments.features import FeatureConfig
+from experiments.workers import map_in_workers
 
 __all__ = [
     "SPLITS",
@@ -418,10 +419,13 @@ def build_corpus(config: CorpusConfig | Mapping[str, Any], *, progress: bool = T
         pieces[piece.piece_id] = piece
     if not pieces:
         raise ValueError(f"none of the scores {sources} could be parsed")
-    versions = []
-    jobs = [(piece, k) for piece in pieces.values() for k in range(config.versions_per_piece)]
-    for piece, k in tqdm(jobs, desc="render versions", disable=not progress):
-        versions.append(_render_or_load(root, piece, config, k, rebuild))
+    jobs = [(root, piece, config, k, rebuild) for piece in pieces.values() for k in range(config.versions_per_piece)]
+    # Renders spread over the cores; versions already on disk are only read, here.
+    pending = [i for i, (_, piece, _, k, _) in enumerate(jobs)
+               if rebuild or not _is_rendered(root, f"{piece.piece_id}__v{k}")]
+    rendered = dict(zip(pending, map_in_workers(_render_job, [jobs[i] for i in pending], desc="render versions",
+                                                progress=progress)))
+    versions = [rendered[i] if i in rendered else _render_job(job) for i, job in enumerate(jobs)]
     build_seconds = time.perf_counter() - started
     corpus = Corpus(root, config, pieces, versions, build_seconds)
     cache.write_json(root / "manifest.json", {
@@ -472,6 +476,15 @@ def _version_problem(json_path: Path, wav_path: Path, wav_bytes: int | None) -> 
     if wav_bytes is not None and size != wav_bytes:
         return f"{wav_path.name} ({size} bytes, expected {wav_bytes})"
     return None
+
+
+def _is_rendered(root: Path, version_id: str) -> bool:
+    return (root / "versions" / f"{version_id}.json").exists() and (root / "versions" / f"{version_id}.wav").exists()
+
+
+def _render_job(job: tuple) -> Version:
+    """:func:`_render_or_load` of ``(root, piece, config, index, rebuild)`` (one argument: a worker's job)."""
+    return _render_or_load(*job)
 
 
 def _render_or_load(root: Path, piece: Piece, config: CorpusConfig, index: int, rebuild: bool) -> Version:

@@ -298,3 +298,25 @@ def test_melody_targets_are_the_principal_voice(tiny_corpus):
     assert set(melody) < set(target_notes(tiny_corpus, version, "all")) == set(version.notes)
     with pytest.raises(ValueError, match="targets must be one of"):
         target_notes(tiny_corpus, version, "bass")
+
+
+def test_workers_render_and_extract_what_one_process_does(tmp_path, monkeypatch):
+    """Renders and features spread over spawned worker processes equal those of one process."""
+    from experiments.data.corpus import CorpusConfig, build_corpus
+    from experiments.features import FeatureConfig, corpus_features
+    from experiments.workers import MIN_ITEMS
+
+    def build(workers: str, folder: str):
+        monkeypatch.setenv("SDTW_RETRIEVAL_WORKERS", workers)
+        config = CorpusConfig(name="workers", pieces=("bach/bwv66.6", "bach/bwv1.6"), versions_per_piece=MIN_ITEMS // 2,
+                              max_measures=2, theme_measures=1, cache_dir=str(tmp_path / folder))
+        corpus = build_corpus(config, progress=False)
+        return corpus, corpus_features(corpus, FeatureConfig(kind="chroma_stft"), progress=False)
+
+    (one, one_chroma), (two, two_chroma) = build("1", "one"), build("2", "two")
+    assert [v.version_id for v in one.versions] == [v.version_id for v in two.versions]
+    for a, b in zip(one.versions, two.versions):
+        np.testing.assert_array_equal(a.load_audio(), b.load_audio())
+        np.testing.assert_array_equal(one_chroma[a.version_id], two_chroma[b.version_id])
+    with pytest.raises(ValueError, match="SDTW_RETRIEVAL_WORKERS must be a positive integer"):
+        build("0", "zero")
