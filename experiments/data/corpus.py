@@ -478,8 +478,13 @@ def _version_problem(json_path: Path, wav_path: Path, wav_bytes: int | None) -> 
     return None
 
 
+def _version_files(root: Path, version_id: str) -> tuple[Path, Path]:
+    """(ground-truth JSON, audio WAV) of a version in the cache."""
+    return root / "versions" / f"{version_id}.json", root / "versions" / f"{version_id}.wav"
+
+
 def _is_rendered(root: Path, version_id: str) -> bool:
-    return (root / "versions" / f"{version_id}.json").exists() and (root / "versions" / f"{version_id}.wav").exists()
+    return all(path.exists() for path in _version_files(root, version_id))
 
 
 def _render_job(job: tuple) -> Version:
@@ -489,9 +494,8 @@ def _render_job(job: tuple) -> Version:
 
 def _render_or_load(root: Path, piece: Piece, config: CorpusConfig, index: int, rebuild: bool) -> Version:
     version = make_version(piece, config, index)
-    json_path = root / "versions" / f"{version.version_id}.json"
-    wav_path = root / "versions" / f"{version.version_id}.wav"
-    if rebuild or not (json_path.exists() and wav_path.exists()):
+    json_path, wav_path = _version_files(root, version.version_id)
+    if rebuild or not _is_rendered(root, version.version_id):
         # Audio first, ground truth second: a JSON file implies its audio is complete.
         cache.write_wav(wav_path, render_version(version), version.sample_rate)
         cache.write_json(json_path, version_to_dict(version))

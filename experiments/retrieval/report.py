@@ -275,9 +275,10 @@ def shingle_section(out: pathlib.Path, corpus, *, train=None, learned: Mapping[i
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     by_family: dict[str, dict[int, dict]] = {}
     for family, dim, embed, kinds in tqdm(embeddings, desc="shingle retrieval", disable=len(embeddings) < 2):
+        embedded, embedded_queries = shingles.embed_all(database, queries, embed)  # once for every index
         for kind in kinds:
             label = SHINGLE_INDEXES[kind]
-            r = shingles.version_identification(database, queries, owners, relevant, index_kind=kind, embed=embed)
+            r = shingles.version_identification(embedded, embedded_queries, owners, relevant, index_kind=kind)
             for name in ("PCA", "trained") if family == "raw" else (family,):
                 by_family.setdefault(name, {}).setdefault(dim, r)
             if results is not None:

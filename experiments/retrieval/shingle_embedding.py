@@ -2,7 +2,7 @@
 
 Each embedder is :class:`models.ShingleEmbedder` trained with the triplet loss by
 ``python -m experiments.train experiment=shingle_embedder_<dims>`` on the train pieces
-of a corpus (versions of a piece are positives). :func:`trained_embeddings` trains
+of a corpus (positives: the same passage of the score in another version; negatives: other pieces). :func:`trained_embeddings` trains
 (or resumes) the three of the paper, 6, 12 and 30 dimensions, in the run folders of
 :func:`experiments.retrieval.dnn_chroma.train_run`, and wraps the best validated
 checkpoint of each as an :data:`~experiments.retrieval.shingles.Embedding` for

@@ -33,6 +33,7 @@ __all__ = [
     "ShingleDatabase",
     "build_shingle_database",
     "corpus_shingle_queries",
+    "embed_all",
     "make_shingles",
     "pca_embedding",
     "query_shingles",
@@ -149,13 +150,14 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
       dict with ``p@1``, ``map``, ``query_ms`` (per query, all variants),
       ``build_s``, ``dim``, ``shingles`` and the score matrix ``scores`` (Q, V).
     """
-    vectors = database.vectors if embed is None else embed(database.vectors)
+    database, queries = embed_all(database, queries, embed)
+    vectors = database.vectors
     start = time.perf_counter()
     nn = indexes.make_index(index_kind, **dict(index_options or {})).build(vectors)
     build_s = time.perf_counter() - start
     n_items = len(database.item_ids)
     scores = np.full((len(queries), n_items), -np.inf, np.float32)
-    variants = list(queries) if embed is None else _embed_each(embed, queries)
+    variants = list(queries)
     nn.search(variants[0][:1], k)  # warm-up: compile the brute-force kernel (k is static) outside the timing
     start = time.perf_counter()
     found = [nn.search(v, k) if len(v) else None for v in variants]
@@ -177,10 +179,15 @@ def version_identification(database: ShingleDatabase, queries: Sequence[np.ndarr
             "shingles": len(vectors), "queries": summary["queries"], "items": n_items, "scores": finite}
 
 
-def _embed_each(embed: Embedding, queries: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """``embed`` applied to every query's variants in one call (a network runs one big batch)."""
+def embed_all(database: ShingleDatabase, queries: Sequence[np.ndarray], embed: Embedding | None):
+    """(database, queries) with ``embed`` applied to every shingle (unchanged when it is None), so
+    that several indexes can search one embedding. The queries' variants go through ``embed`` in
+    one call (a network runs one big batch)."""
+    if embed is None:
+        return database, list(queries)
     sizes = np.cumsum([len(q) for q in queries])[:-1]
-    return np.split(embed(np.concatenate(queries)), sizes)
+    return (dataclasses.replace(database, vectors=embed(database.vectors)),
+            np.split(embed(np.concatenate(queries)), sizes))
 
 
 def corpus_shingle_queries(corpus, cens: Mapping[str, np.ndarray], source_rate_hz: float, *,
