@@ -56,7 +56,7 @@ def restore_model(cfg, folder: Path, kind: str = "best", step: int | None = None
     model = build_model(cfg.model, cfg.seed)
     optimizer = nnx.Optimizer(model, build_optimizer(cfg.optim), wrt=nnx.Param)  # the saved state holds it too
     if mesh is not None:
-        place_state(model, optimizer, mesh)
+        place_state(model, optimizer, mesh=mesh)
     checkpoints = Checkpoints(folder, model_config(cfg), save_every=1)
     try:
         step, state = checkpoints.restore(training_state(model, optimizer), kind=kind, step=step)

@@ -90,13 +90,18 @@ class SalienceCNN(nnx.Module):
         else:
             self.head = nnx.Linear(num_bins // frequency_pool * wide_channels, num_classes, rngs=rngs)
 
-    def __call__(self, hcqt: jax.Array, *, dropout_key: jax.Array | None = None) -> jax.Array:
+    def __call__(self, hcqt: jax.Array, *, dropout_key: jax.Array | None = None,
+                 lengths: jax.Array | None = None) -> jax.Array:
         """Logits of every frame.
 
         Args:
           hcqt: `(B, T, H, F)` array, B batch, T frames, H harmonics, F bins
             (the layout of `experiments.features.hcqt`, batched).
           dropout_key: PRNG key; dropout is applied only when it is given.
+          lengths: `(B,)` true lengths when the inputs are padded in time. Frames from
+            `lengths` on are zeroed in the input and after every layer, as 'SAME' padding zeroes the frames past
+            the end, so the logits of the valid frames equal those of the unpadded input (one
+            compiled shape serves inputs of many lengths).
 
         Returns:
           `(B, T, K)` class logits, or `(B, T, F / frequency_pool)` salience logits
@@ -110,9 +115,14 @@ class SalienceCNN(nnx.Module):
         if self.frequency_pool > 1:
             x = x.reshape(*x.shape[:2], -1, self.frequency_pool, x.shape[-1]).mean(axis=3)
         keys = split_or_none(dropout_key, len(self.convs))
+        valid = None if lengths is None else (jnp.arange(x.shape[1])[None] < lengths[:, None])[..., None, None]
+        if valid is not None:
+            x = jnp.where(valid, x, 0.0)
         for conv, key in zip(self.convs, keys):
             x = jax.nn.relu(conv(x))
             x = self.dropout(x, deterministic=key is None, rngs=key)
+            if valid is not None:
+                x = jnp.where(valid, x, 0.0)
         if self.num_classes is None:
             return self.head(x)[..., 0]
         batch, frames = x.shape[:2]

@@ -70,14 +70,19 @@ class LearnedChroma:
     so several networks share one feature pass over a corpus.
 
     Attributes:
-      apply: jitted network, ``(T, H, F)`` HCQT -> ``(T, K)`` logits.
+      apply: jitted network, ``(T, H, F)`` HCQT padded in time and its true length ``n`` ->
+        ``(T, K)`` logits, those of the first ``n`` frames as without the padding.
       features: the HCQT settings the network was trained on.
       rate_hz: output rate of the chroma.
+      pad_multiple: inputs are padded to a multiple of this many frames, so that a corpus of
+        recordings of many lengths compiles a few shapes (compiling one per length took most
+        of the time).
     """
 
-    apply: Callable[[jax.Array], jax.Array]
+    apply: Callable[[jax.Array, jax.Array], jax.Array]
     features: features.FeatureConfig
     rate_hz: float = 10.0
+    pad_multiple: int = 128
 
     def from_features(self, hcqt: np.ndarray) -> np.ndarray:
         """Chroma posteriors ``(T, 12)`` at ``rate_hz`` from an HCQT ``(T, H, F)``.
@@ -85,9 +90,13 @@ class LearnedChroma:
         A 13-class (CTC) head gives softmax probabilities without the blank
         (class 0); a 12-class head gives sigmoid probabilities.
         """
-        logits = self.apply(jnp.asarray(hcqt))
+        frames = len(hcqt)
+        padding = -frames % self.pad_multiple
+        padded = np.pad(np.asarray(hcqt, np.float32), ((0, padding),) + ((0, 0),) * (np.ndim(hcqt) - 1))
+        logits = self.apply(jnp.asarray(padded), jnp.int32(frames))
+        # Posteriors inside the compiled shape; the crop in NumPy (a jnp op per length compiles).
         probs = jax.nn.softmax(logits, axis=-1)[:, 1:] if logits.shape[-1] == 13 else jax.nn.sigmoid(logits)
-        return scale_tempo(np.asarray(probs, np.float32), self.features.rate_hz, self.rate_hz, 1.0)
+        return scale_tempo(np.asarray(probs, np.float32)[:frames], self.features.rate_hz, self.rate_hz, 1.0)
 
     def __call__(self, audio: np.ndarray, sr: int) -> np.ndarray:
         return self.from_features(features.audio_features(audio, sr, self.features))
@@ -96,7 +105,7 @@ class LearnedChroma:
 def chroma_extractor(model, cfg, rate_hz: float = 10.0) -> LearnedChroma:
     """Wrap a trained chroma network: audio -> its HCQT -> chroma posteriors ``(T, 12)`` at ``rate_hz``."""
     config = dataclasses.replace(from_config(features.FeatureConfig, cfg.data.get("features") or {}), kind="hcqt")
-    return LearnedChroma(jax.jit(lambda x: model(x[None])[0]), config, rate_hz)
+    return LearnedChroma(jax.jit(lambda x, n: model(x[None], lengths=n[None])[0]), config, rate_hz)
 
 
 def train_run(experiment: str, data: str, steps: int, run_root: Path, overrides=()) -> Path:

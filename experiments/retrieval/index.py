@@ -77,12 +77,14 @@ class BruteForceIndex:
 
     Args:
       chunk_size: database rows per step of the scan.
-      query_chunk: queries per device call (every call is padded to it: one compilation).
+      query_chunk: at most this many queries per device call. A call is padded to the next
+        power of two (at least 8) of its queries, so few shapes compile and a single query
+        does not pay for a whole block.
     """
 
     name = "brute force (jnp)"
 
-    def __init__(self, *, chunk_size: int = 16384, query_chunk: int = 64):
+    def __init__(self, *, chunk_size: int = 16384, query_chunk: int = 1024):
         self.chunk_size = chunk_size
         self.query_chunk = query_chunk
         self._chunks = None
@@ -102,14 +104,13 @@ class BruteForceIndex:
     def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries, "queries")
         k = min(int(k), self.size)
-        block = self.query_chunk  # every call padded to this many queries: one compilation
         distances, ids = [], []
-        for start in range(0, queries.shape[0], block):
-            q = queries[start:start + block]
-            pad = block - q.shape[0]
+        for start in range(0, queries.shape[0], self.query_chunk):
+            q = queries[start:start + self.query_chunk]
+            pad = max(8, 1 << (len(q) - 1).bit_length()) - len(q)
             d, i = _brute_force_topk(jnp.asarray(np.pad(q, ((0, pad), (0, 0)))), self._chunks, self._valid, k)
-            distances.append(np.asarray(d)[: block - pad])
-            ids.append(np.asarray(i)[: block - pad])
+            distances.append(np.asarray(d)[: len(q)])
+            ids.append(np.asarray(i)[: len(q)])
         return np.concatenate(distances), np.concatenate(ids).astype(np.int64)
 
 

@@ -150,9 +150,10 @@ def matching_function(cost: jax.Array, query_length: jax.Array) -> tuple[jax.Arr
     def shift(row, fill, by=1):  # row[..., j - by], ``fill`` before the start
         return jnp.concatenate([jnp.repeat(fill, by, axis=-1), row[..., :-by]], axis=-1)
 
-    def step(carry, inputs):
-        d1, d2, s1, s2, delta, starts = carry
-        row, above, i = inputs
+    # The row above and the row index ride in the carry: scanning over shifted copies of the
+    # cost instead streams it from memory twice (1.4x slower on a CPU).
+    def step(carry, row):
+        d1, d2, s1, s2, above, delta, starts, i = carry
         diagonal = shift(d1, inf) + row
         vertical = shift(d2, inf) + above + row
         horizontal = shift(d1, inf, 2) + 0.5 * (shift(row, inf) + row)
@@ -160,13 +161,13 @@ def matching_function(cost: jax.Array, query_length: jax.Array) -> tuple[jax.Arr
         s0 = jnp.where(d0 == diagonal, shift(s1, none), jnp.where(d0 == vertical, shift(s2, none),
                                                                    shift(s1, none, 2)))
         last = i == query_length - 1
-        return (d0, d1, s0, s1, jnp.where(last, d0, delta), jnp.where(last, s0, starts)), None
+        return (d0, d1, s0, s1, row, jnp.where(last, d0, delta), jnp.where(last, s0, starts), i + 1), None
 
     columns = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), rows.shape[1:])
     unreached = jnp.broadcast_to(inf, rows.shape[1:])
-    init = (rows[0], unreached, columns, jnp.broadcast_to(none, rows.shape[1:]),
-            jnp.where(query_length == 1, rows[0], unreached), columns)
-    (*_, delta, starts), _ = jax.lax.scan(step, init, (rows[1:], rows[:-1], jnp.arange(1, rows.shape[0])))
+    init = (rows[0], unreached, columns, jnp.broadcast_to(none, rows.shape[1:]), rows[0],
+            jnp.where(query_length == 1, rows[0], unreached), columns, jnp.int32(1))
+    (*_, delta, starts, _), _ = jax.lax.scan(step, init, rows[1:])
     return delta, starts
 
 

@@ -122,9 +122,13 @@ class FitResult:
     seconds: float
 
 
-def place_state(model, optimizer, mesh: Mesh) -> None:
-    """Replicate parameters and optimizer state over the mesh."""
-    for obj in (model, optimizer):
+def place_state(*objects: nnx.Object, mesh: Mesh) -> None:
+    """Replicate the state of ``objects`` (model, optimizer, metrics) over the mesh.
+
+    Every input of the train step then has a sharding: one left unplaced (as fresh metrics are)
+    is placed by the first step's output, and the step compiles a second time.
+    """
+    for obj in objects:
         nnx.update(obj, parallel.replicate(nnx.state(obj), mesh))
 
 
@@ -147,7 +151,7 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
     first non-finite loss.
     """
     started = time.perf_counter()
-    place_state(model, optimizer, mesh)  # first: every process restores into the replicated layout
+    place_state(model, optimizer, mesh=mesh)  # first: every process restores into the replicated layout
     restored = checkpoints.restore_latest(training_state(model, optimizer))
     start = 0
     if restored is not None:
@@ -157,6 +161,7 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, loss_fn, *, task: str, trai
     train_step = make_train_step(loss_fn)
     eval_step = make_eval_step(loss_fn, task)
     metrics = nnx.MultiMetric(loss=nnx.metrics.Average("loss"))
+    place_state(metrics, mesh=mesh)
     base_key = jax.random.key(config.seed)
 
     def log(values: dict, step: int) -> None:

@@ -67,6 +67,17 @@ class TestShapes:
         windows = models.context_windows(x, 3)[0, :, :, 0]
         np.testing.assert_array_equal(windows, [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 0]])
 
+    @pytest.mark.parametrize("lengths", [(10, 7), (4, 10)])
+    def test_padded_frames_do_not_change_the_valid_ones(self, lengths):
+        # Two stacked time-convolutions: padding reaches the valid frames unless it is masked
+        # after every layer.
+        model = tiny("salience_cnn", channels=(8, 8), kernels=((3, 3), (3, 3)))
+        x = _inputs("salience_cnn")
+        padded = jnp.concatenate([x, jnp.ones_like(x[:, :6])], axis=1)  # not even zero padding
+        out = model(padded, lengths=jnp.asarray(lengths))
+        for row, n in enumerate(lengths):
+            np.testing.assert_allclose(out[row, :n], model(x[row:row + 1, :n])[0], rtol=1e-5, atol=1e-6)
+
     def test_dropout_only_with_key(self):
         model = models.DeepChroma(24, context=3, hidden=(32,), dropout=0.5, rngs=nnx.Rngs(0))
         x = _inputs("deep_chroma")
