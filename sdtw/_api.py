@@ -171,12 +171,28 @@ def alignment_matrix(C: jax.Array, **options: Any) -> jax.Array:
     return jax.grad(dtw)(C, **options)
 
 
-def dtw_path(C: jax.Array, **options: Any) -> np.ndarray:
+@functools.partial(jax.jit, static_argnames=("band", "weights", "subsequence"))
+def _value_and_path_indicator(C, ends, mask, band, weights, subsequence):
+    return jax.value_and_grad(dtw)(C, lengths=ends, band=band, mask=mask, weights=weights, subsequence=subsequence)
+
+
+def dtw_path(
+    C: jax.Array,
+    *,
+    lengths: Any = None,
+    band: int | None = None,
+    mask: jax.Array | None = None,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    subsequence: bool = False,
+) -> np.ndarray:
     """The optimal alignment path as an int array (L, 2) of (row, column) pairs.
 
     Runs on the host (the length L depends on the data). The path starts at
     (0, 0) (at (0, s) for subsequence alignment) and ends at (n-1, m-1) (at
-    (n-1, e)). Options are those of :func:`dtw`.
+    (n-1, e)). Options are those of :func:`dtw`. The value and its gradient are
+    compiled together, once per shape of C and per static option (``lengths``
+    and ``mask`` are traced): pad C to a few sizes and pass ``lengths`` to align
+    many pairs without compiling for each.
 
     Args:
       C: (N, M) cost matrix.
@@ -187,7 +203,9 @@ def dtw_path(C: jax.Array, **options: Any) -> np.ndarray:
     Raises:
       ValueError: `C` holds NaN, or no alignment is admissible (value +inf).
     """
-    value, indicator = jax.value_and_grad(dtw)(C, **options)
+    C = _checks.as_cost_matrix(C)
+    ends = _checks.end_indices(C.shape, lengths, band)  # concrete lengths are checked here, not traced
+    value, indicator = _value_and_path_indicator(C, ends, mask, band, tuple(weights), bool(subsequence))
     if np.isnan(value):
         raise ValueError("`C` holds NaN: there is no optimal path (sdtw.checked locates the NaN).")
     if np.isinf(value):

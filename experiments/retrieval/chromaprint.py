@@ -58,6 +58,11 @@ def available() -> bool:
     return _library() is not None or shutil.which("fpcalc") is not None
 
 
+def interface() -> str:
+    """How fingerprints are computed here: ``"libchromaprint"`` (in process) or ``"fpcalc"``."""
+    return "libchromaprint" if _library() is not None else "fpcalc"
+
+
 def version() -> str:
     if _library() is not None:
         return _library().chromaprint_get_version().decode()

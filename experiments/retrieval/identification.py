@@ -154,7 +154,7 @@ class ChromaprintSystem:
         from experiments.retrieval import chromaprint
 
         self._chromaprint = chromaprint
-        self.name = f"Chromaprint {chromaprint.version()} (fpcalc)"
+        self.name = f"Chromaprint {chromaprint.version()} ({chromaprint.interface()})"
         self.threshold = 1.0 - max_bit_error_rate
 
     def build(self, recordings: Mapping[str, np.ndarray], sample_rate: int) -> dict:

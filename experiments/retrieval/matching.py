@@ -70,23 +70,28 @@ class MatchingCurve:
 
 
 @jax.jit
-def diagonal_matching(query: jax.Array, database: jax.Array) -> jax.Array:
+def diagonal_matching(query: jax.Array, database: jax.Array, length: jax.Array | None = None) -> jax.Array:
     """Delta(m) = 1 - mean_n <q_n, y_{m+n}> for unit-norm rows: ``(N, 12), (M, 12) -> (M,)``.
 
-    Positions where the query would run past the end of the database get +inf.
+    Positions where the query would run past the end of the database (its first ``length``
+    rows when given, e.g. when it is padded) get +inf.
     """
     n, m = query.shape[0], database.shape[0]
+    length = m if length is None else length
     similarity = query @ database.T                                   # (N, M)
     columns = jnp.arange(m)[:, None] + jnp.arange(n)[None, :]         # (M, N): diagonal from m
-    fits = columns[:, -1] < m
+    fits = columns[:, -1] < length
     along = similarity[jnp.arange(n)[None, :], jnp.minimum(columns, m - 1)]
     return jnp.where(fits, 1.0 - along.mean(axis=1), jnp.inf)
 
 
 @jax.jit
-def _dtw_matching(query: jax.Array, database: jax.Array) -> tuple[jax.Array, jax.Array]:
-    delta, starts = sdtw.subsequence_dtw(sdtw.costs.cosine(query, database))
+def _dtw_matching(query: jax.Array, database: jax.Array, length: jax.Array) -> tuple[jax.Array, jax.Array]:
+    delta, starts = sdtw.subsequence_dtw(sdtw.costs.cosine(query, database), lengths=(query.shape[0], length))
     return delta / query.shape[0], starts
+
+
+DATABASE_PAD = 64  # items are zero-padded to a multiple of this many frames: few shapes compile
 
 
 def matching_curve(variants: Sequence[np.ndarray], database: np.ndarray, rate_hz: float, *,
@@ -96,14 +101,14 @@ def matching_curve(variants: Sequence[np.ndarray], database: np.ndarray, rate_hz
     best = np.full(m, np.inf, np.float32)
     start = np.zeros(m, np.int64)
     end = np.zeros(m, np.int64)
-    y = jnp.asarray(unit_rows(database))
+    y = jnp.asarray(np.pad(unit_rows(database), ((0, -m % DATABASE_PAD), (0, 0))))
     for variant in variants:
         q = jnp.asarray(unit_rows(variant))
         if method == "diagonal":
-            delta = np.asarray(diagonal_matching(q, y))
+            delta = np.asarray(diagonal_matching(q, y, m))[:m]
             s, e = np.arange(m), np.arange(m) + len(variant) - 1
         elif method == "dtw":
-            delta, s = map(np.asarray, _dtw_matching(q, y))
+            delta, s = (np.asarray(a)[:m] for a in _dtw_matching(q, y, m))
             e = np.arange(m)
         else:
             raise ValueError(f"method must be 'diagonal' or 'dtw', got {method!r}")

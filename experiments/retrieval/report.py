@@ -445,7 +445,7 @@ def identification_section(out: pathlib.Path, corpus, *, durations=(2.0, 5.0, 10
     facts = result.index[ours]
     chromaprint_note = (f"{others[0]} is slid along each recording's words (match: bit error rate <= "
                         f"{1 - result.thresholds[others[0]]:.3f}); it cannot fingerprint clips under about 3 s."
-                        if others else "Chromaprint is left out: `fpcalc` is not installed "
+                        if others else "Chromaprint is left out: neither libchromaprint nor `fpcalc` is installed "
                         "(`apt-get install libchromaprint-tools`).")
     return [
         "## Audio identification (fingerprints)",

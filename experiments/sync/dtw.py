@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -22,14 +23,33 @@ def sync_cost(x: np.ndarray, y: np.ndarray, onset_weight: float = 0.0) -> np.nda
     Euclidean distance of the DLNCO columns (the next 12) where there are any: the harmony, and
     where the notes start (Ewert, Müller & Grosche 2009).
     """
+    n, m = len(x), len(y)
+    return np.asarray(_cost_kernel(float(onset_weight))(_pad_rows(x, _bucket(n)), _pad_rows(y, _bucket(m))))[:n, :m]
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    """``x`` (T, D) as float32 with zero rows appended up to ``rows``."""
+    x = np.asarray(x, np.float32)
+    return np.pad(x, ((0, rows - len(x)), (0, 0)))
+
+
+@functools.cache
+def _cost_kernel(onset_weight: float):
+    """:func:`sync_cost` compiled: called on inputs padded to a few sizes, it compiles once per
+    size (op by op, every pair of lengths compiled each operation anew)."""
+    import jax
+    import jax.numpy as jnp
+
     import sdtw
 
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
-    cost = np.asarray(sdtw.costs.cosine(x[:, :CHROMA], y[:, :CHROMA]))
-    if onset_weight and x.shape[1] > CHROMA:
-        squared = np.asarray(sdtw.costs.squared_euclidean(x[:, CHROMA:], y[:, CHROMA:]))
-        cost = cost + onset_weight * np.sqrt(np.maximum(squared, 0.0))
-    return cost
+    def cost(x, y):
+        chroma = sdtw.costs.cosine(x[:, :CHROMA], y[:, :CHROMA])
+        if not onset_weight or x.shape[1] <= CHROMA:
+            return chroma
+        squared = sdtw.costs.squared_euclidean(x[:, CHROMA:], y[:, CHROMA:])
+        return chroma + onset_weight * jnp.sqrt(jnp.maximum(squared, 0.0))
+
+    return jax.jit(cost)
 
 
 def _bucket(size: int) -> int:
