@@ -22,6 +22,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from experiments.features import FeatureConfig, audio_features, corpus_features  # noqa: E402
 from experiments.retrieval import index as indexes  # noqa: E402
 from experiments.retrieval import fingerprint, identification, matching, shingles, theme  # noqa: E402
+from experiments.workers import map_in_workers  # noqa: E402
 
 __all__ = ["audio_matching_section", "identification_section", "index_scale_section", "shingle_section",
            "theme_section"]
@@ -86,15 +87,22 @@ def _soundfont_recordings(corpus, per_piece: int) -> tuple[object, dict[str, np.
     FluidSynth."""
     import dataclasses
 
-    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
+    from experiments.data.soundfont import find_soundfont
 
     soundfont = find_soundfont()
     if soundfont is None or per_piece < 1:
         return None
     versions = [v for piece in corpus.pieces for v in corpus.versions_of(piece)[:per_piece]]
-    audio = {v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont")
-             for v in tqdm(versions, desc=f"render ({soundfont.name})")}
+    rendered = map_in_workers(_soundfont_job, [(v, soundfont, corpus.root / "soundfont") for v in versions],
+                              desc=f"render ({soundfont.name})")
+    audio = dict(zip((v.version_id for v in versions), rendered))
     return dataclasses.replace(corpus, versions=versions), audio, soundfont.name
+
+
+def _soundfont_job(job: tuple) -> np.ndarray:
+    from experiments.data.soundfont import soundfont_version_audio
+
+    return soundfont_version_audio(*job)
 
 
 def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaExtractor] | None = None,
@@ -118,12 +126,14 @@ def theme_section(out: pathlib.Path, corpus, learned: Mapping[str, theme.ChromaE
             "| match on theme | seed Top-1 | seed Top-10 |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     hcqt_cache: dict = {}
+    databases = {(label, name): (recordings, _theme_database(recordings, extractor, audio, hcqt_cache))
+                 for label, (recordings, audio) in sets.items() for name, extractor in extractors.items()}
+    evaluated = theme.evaluate_theme_retrievals(databases, rate_hz, normalize=normalize, progress=True)
     for label, (recordings, audio) in sets.items():
         for name in ({**SEED_THEME, **extractors} if audio is None else extractors):
             seed = SEED_THEME.get(name)
             if name in extractors:
-                database = _theme_database(recordings, extractors[name], audio, hcqt_cache)
-                r = theme.evaluate_theme_retrieval(recordings, database, rate_hz, normalize=normalize, progress=True)
+                r = evaluated[label, name]
                 ours = (f"{r.queries} / {r.items} | {_fmt(r.top1)} {_interval(r.top1_ci)} | {_fmt(r.top10)} "
                         f"| {_fmt(r.map)} {_interval(r.map_ci)} | {_fmt(r.position_accuracy)}")
                 if results is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "chroma_database",
     "enhanced_chroma",
     "evaluate_theme_retrieval",
+    "evaluate_theme_retrievals",
     "match_theme",
     "matching_function",
     "standard_chroma",
@@ -108,11 +109,20 @@ def enhanced_chroma(audio: np.ndarray, sr: int, *, rate_hz: float = 10.0, min_mi
 
 
 def chroma_database(versions, chroma_fn: ChromaExtractor, *, progress: bool = False) -> dict[str, np.ndarray]:
-    """``version_id -> chroma_fn(audio, sr)`` for every version (loads each audio once)."""
-    from tqdm.auto import tqdm
+    """``version_id -> chroma_fn(audio, sr)`` for every version (loads each audio once).
 
-    return {v.version_id: np.asarray(chroma_fn(v.load_audio(), v.sample_rate), np.float32)
-            for v in tqdm(versions, desc="chroma", disable=not progress)}
+    Spread over :func:`experiments.workers.map_in_workers`' processes, so with several workers
+    ``chroma_fn`` must be picklable (a module-level function such as :func:`standard_chroma`).
+    """
+    from experiments.workers import map_in_workers
+
+    chroma = map_in_workers(_chroma_job, [(v, chroma_fn) for v in versions], desc="chroma", progress=progress)
+    return dict(zip((v.version_id for v in versions), chroma))
+
+
+def _chroma_job(job: tuple) -> np.ndarray:
+    version, chroma_fn = job
+    return np.asarray(chroma_fn(version.load_audio(), version.sample_rate), np.float32)
 
 
 NORMALIZATIONS = ("query", "recording")
@@ -310,25 +320,74 @@ def evaluate_theme_retrieval(corpus, database: Mapping[str, np.ndarray], rate_hz
                              progress: bool = False) -> ThemeRetrievalResult:
     """One query per piece (its theme) against ``database`` (version id -> ``(T, 12)`` at ``rate_hz``);
     ``normalize`` as in :func:`match_theme`."""
-    from tqdm.auto import tqdm
+    return evaluate_theme_retrievals({None: (corpus, database)}, rate_hz, scales=scales, normalize=normalize,
+                                     progress=progress)[None]
 
-    versions = [corpus.version(vid) for vid in database]
-    items = [database[v.version_id] for v in versions]
-    pieces = [p for p in corpus.pieces.values() if p.theme.notes]
-    distances = np.zeros((len(pieces), len(versions)), np.float32)
-    on_theme = []
-    for q, piece in enumerate(tqdm(pieces, desc="theme queries", disable=not progress)):
-        variants = [theme_query(piece, rate_hz, s) for s in scales]
-        distances[q], start, end = match_theme(variants, items, normalize=normalize)
-        for v, version in enumerate(versions):
-            if version.piece_id == piece.piece_id:
-                on_theme.append(_overlaps(start[v] / rate_hz, (end[v] + 1) / rate_hz,
-                                          version.theme_start_s, version.theme_end_s))
-    relevant = np.array([[v.piece_id == p.piece_id for v in versions] for p in pieces])
-    per_query = metrics.per_query_metrics(-distances, relevant, ks=(1, 10))
-    can_fail = 10 < (~relevant).sum(axis=1).min()  # else a relevant item is always within the first 10
-    return ThemeRetrievalResult(
-        float(np.nanmean(per_query["top1"])), float(np.nanmean(per_query["top10"])) if can_fail else float("nan"),
-        float(np.nanmean(per_query["ap"])), float(np.mean(on_theme)) if on_theme else float("nan"), distances,
-        tuple(p.piece_id for p in pieces), tuple(v.version_id for v in versions),
-        metrics.bootstrap_interval(per_query["top1"]), metrics.bootstrap_interval(per_query["ap"]))
+
+def evaluate_theme_retrievals(tables: Mapping[object, tuple[object, Mapping[str, np.ndarray]]], rate_hz: float, *,
+                              scales: Sequence[float] = THEME_TEMPO_SCALES, normalize: str = "query",
+                              progress: bool = False) -> dict[object, ThemeRetrievalResult]:
+    """:func:`evaluate_theme_retrieval` of several ``(corpus, database)`` pairs (e.g. chroma
+    variants): name -> result.
+
+    Every (table, query) is one job for :func:`experiments.workers.map_in_workers`, so with
+    several workers the queries of all tables share one pool (its processes start and compile
+    once, not once per table). The databases reach the workers as files, each read once per worker.
+    """
+    import tempfile
+
+    from experiments.workers import map_in_workers
+
+    plans = {name: _ThemePlan.of(corpus, database) for name, (corpus, database) in tables.items()}
+    with tempfile.TemporaryDirectory(prefix="sdtw-theme-") as folder:
+        jobs = []
+        for number, plan in enumerate(plans.values()):
+            path = f"{folder}/{number}.npz"
+            np.savez(path, *plan.items)
+            jobs += [(path, [theme_query(piece, rate_hz, s) for s in scales], normalize) for piece in plan.pieces]
+        matches = iter(map_in_workers(_match_theme_job, jobs, desc="theme queries", progress=progress))
+        return {name: plan.result([next(matches) for _ in plan.pieces], rate_hz) for name, plan in plans.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _saved_items(path: str) -> list[np.ndarray]:
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def _match_theme_job(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_theme` of ``(items file, query variants, normalize)`` (a worker's job)."""
+    path, variants, normalize = job
+    return match_theme(variants, _saved_items(path), normalize=normalize)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ThemePlan:
+    """The queries (pieces with a theme) and items (recordings) of one theme table."""
+
+    pieces: list
+    versions: list
+    items: list[np.ndarray]
+
+    @classmethod
+    def of(cls, corpus, database: Mapping[str, np.ndarray]) -> "_ThemePlan":
+        versions = [corpus.version(vid) for vid in database]
+        return cls([p for p in corpus.pieces.values() if p.theme.notes], versions,
+                   [database[v.version_id] for v in versions])
+
+    def result(self, matches: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+               rate_hz: float) -> ThemeRetrievalResult:
+        """Metrics of the ``(distance, start, end)`` of every query."""
+        distances = np.array([distance for distance, _, _ in matches], np.float32).reshape(-1, len(self.versions))
+        on_theme = [_overlaps(start[v] / rate_hz, (end[v] + 1) / rate_hz, version.theme_start_s, version.theme_end_s)
+                    for piece, (_, start, end) in zip(self.pieces, matches)
+                    for v, version in enumerate(self.versions) if version.piece_id == piece.piece_id]
+        relevant = np.array([[v.piece_id == p.piece_id for v in self.versions] for p in self.pieces])
+        per_query = metrics.per_query_metrics(-distances, relevant, ks=(1, 10))
+        can_fail = 10 < (~relevant).sum(axis=1).min()  # else a relevant item is always within the first 10
+        return ThemeRetrievalResult(
+            float(np.nanmean(per_query["top1"])),
+            float(np.nanmean(per_query["top10"])) if can_fail else float("nan"),
+            float(np.nanmean(per_query["ap"])), float(np.mean(on_theme)) if on_theme else float("nan"), distances,
+            tuple(p.piece_id for p in self.pieces), tuple(v.version_id for v in self.versions),
+            metrics.bootstrap_interval(per_query["top1"]), metrics.bootstrap_interval(per_query["ap"]))
