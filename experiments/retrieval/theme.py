@@ -346,6 +346,7 @@ def evaluate_theme_retrievals(tables: Mapping[object, tuple[object, Mapping[str,
             np.savez(path, *plan.items)
             jobs += [(path, [theme_query(piece, rate_hz, s) for s in scales], normalize) for piece in plan.pieces]
         matches = iter(map_in_workers(_match_theme_job, jobs, desc="theme queries", progress=progress))
+        _saved_items.cache_clear()  # in this process (one worker) it would keep the files' arrays alive
         return {name: plan.result([next(matches) for _ in plan.pieces], rate_hz) for name, plan in plans.items()}
 
 
