@@ -5,19 +5,20 @@ Prints tables (markdown) of:
      the full corpus (conf/data/full.yaml) estimated from an evenly spaced subset;
   2. beat errors of this project (the defaults of conf/sync, and the chroma-only 20 Hz pipeline
      it replaced) and of the Sync Toolbox (MrMsDTW with chroma and DLNCO; `pip install
-     synctoolbox`) on the same pairs: every pair of versions of each of the first ``--pieces`` test
-     pieces of the small corpus (those of the report's synchronization table), and each version
-     against its score, once as rendered by the project's synthesizer and once by
-     FluidSynth with a General-MIDI SoundFont (sampled instruments, release tails; skipped without
+     synctoolbox`) on the same pairs: every pair of versions of each of the first
+     ``--per-collection`` test pieces of every collection (bach, haydn, ...) of the small corpus,
+     and each version against its score, once as rendered by the project's synthesizer and once
+     by FluidSynth with a General-MIDI SoundFont (sampled instruments, release tails; skipped without
      `fluidsynth` and a SoundFont: `apt-get install fluidsynth fluid-soundfont-gm`);
   3. audio-audio variants on the project's renders (full resolution vs multiscale vs CENS vs linear);
-  4. time and peak memory of multiscale vs full-resolution DTW on a synthetic
+  4. seconds per pair of the command line, all pairs in one process (--pairs) vs a process per pair;
+  5. time and peak memory of multiscale vs full-resolution DTW on a synthetic
      pair of ~20-minute recordings (concatenated chorales), each alignment in a
      fresh subprocess so that peak RSS is its own.
 
 Usage:
-    python benchmarks/sync_accuracy.py [--cache DIR] [--pieces 4] [--full-subset 12] [--long-minutes 20]
-                                       [--full-rates 5,10] [--skip-long] [--record]
+    python benchmarks/sync_accuracy.py [--cache DIR] [--per-collection 2] [--full-subset 12] [--long-minutes 20]
+                                       [--full-rates 5,10] [--skip-long] [--timing-pairs 8] [--record]
 """
 
 from __future__ import annotations
@@ -103,8 +104,9 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
                    sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0)}
     n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
-    print(f"\n## Beside the Sync Toolbox ({corpus.config.name} corpus: {n_pairs} version pairs, "
-          f"{len(corpus.versions)} versions against their scores)\n")
+    print("\n## Beside the Sync Toolbox\n")
+    print(f"{corpus.config.name} corpus, test pieces {', '.join(corpus.pieces)}: {n_pairs} version pairs "
+          f"(audio-audio), {len(corpus.versions)} versions against their scores (score-audio).\n")
     if soundfont is None:
         print("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n")
     print("| recordings | method | audio-audio <= 50 ms (%) | <= 100 ms (%) | mean (ms) | max (ms) "
@@ -142,6 +144,38 @@ def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
         s = sync.beat_error_stats(errs)
         print(f"| {name} | {s['mean_ms']:.1f} | {s['median_ms']:.1f} | {s['within_50ms_pct']:.1f} | "
               f"{s['within_100ms_pct']:.1f} | {s['within_200ms_pct']:.1f} |")
+
+
+def pairs_timing_table(corpus: corpus_lib.Corpus, n_pairs: int) -> None:
+    """Wall time per pair of the command line: every pair in one process (``--pairs``) vs one process
+    per pair (start, imports and compilation repeated each time), on WAV files of the corpus."""
+    import soundfile
+
+    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)][:n_pairs]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for version in {v.version_id: v for pair in pairs for v in pair}.values():
+            soundfile.write(folder / f"{version.version_id}.wav", version.load_audio(), version.sample_rate)
+        rows = [(f"{a.version_id}.wav", f"{b.version_id}.wav") for a, b in pairs]
+        (folder / "pairs.csv").write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in rows))
+        command = [sys.executable, "-m", "experiments.sync"]
+        started = time.perf_counter()
+        subprocess.run([*command, "--pairs", str(folder / "pairs.csv"), "--out", str(folder / "batch")],
+                       check=True, capture_output=True, cwd=ROOT)
+        batch = time.perf_counter() - started
+        started = time.perf_counter()
+        for k, (a, b) in enumerate(rows):
+            subprocess.run([*command, str(folder / a), str(folder / b), "--out", str(folder / f"single{k}")],
+                           check=True, capture_output=True, cwd=ROOT)
+        single = time.perf_counter() - started
+    minutes = sum(a.duration_s + b.duration_s for a, b in pairs) / 60.0
+    print(f"\n## Many pairs per run ({len(pairs)} pairs of WAV files, {minutes:.1f} minutes of audio, "
+          "each pair's CSV and PNG written)\n")
+    print("| command | processes | total (s) | per pair (s) |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| `python -m experiments.sync --pairs pairs.csv --out DIR` | 1 | {batch:.1f} | {batch / len(pairs):.2f} |")
+    print(f"| `python -m experiments.sync A.wav B.wav --out DIR`, once per pair | {len(pairs)} | {single:.1f} | "
+          f"{single / len(pairs):.2f} |")
 
 
 def make_long_pair(corpus: corpus_lib.Corpus, minutes: float, workdir: Path, rate_hz: float) -> Path:
@@ -231,20 +265,24 @@ def long_pair_table(corpus, minutes: float, full_rates: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
-    parser.add_argument("--pieces", type=int, default=4,
-                        help="test pieces of the small corpus to align (the report's sync_pieces)")
+    parser.add_argument("--per-collection", type=int, default=2,
+                        help="test pieces of every collection (composer) of the small corpus to align")
     parser.add_argument("--full-subset", type=int, default=12)
     parser.add_argument("--rate", type=float, default=50.0, help="feature rate of the variants table (Hz)")
     parser.add_argument("--long-minutes", type=float, default=20.0)
     parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--timing-pairs", type=int, default=8,
+                        help="pairs timed with --pairs vs one process per pair (0: skip)")
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
     with recorded_output(args.record):
         small = corpus_table(args.cache, args.full_subset)
-        pieces = small.subset("test", args.pieces)
+        pieces = small.subset("test", per_collection=args.per_collection)
         toolbox_table(pieces)
         accuracy_table(pieces, args.rate)
+        if args.timing_pairs:
+            pairs_timing_table(pieces, args.timing_pairs)
         if not args.skip_long:
             rates = [float(r) for r in args.full_rates.split(",") if r]
             long_pair_table(small, args.long_minutes, rates)

@@ -13,7 +13,8 @@ Sections:
 - Soft-DTW explained: the expected alignment of two versions of a melody for
   gamma = 0, 0.1, 1, 10, 100 (figure), and how the soft-DTW value approaches
   DTW as gamma -> 0, down to gamma = 0.001 (table).
-- Music synchronization on the first ``report.sync_pieces`` test pieces with ``conf/sync``:
+- Music synchronization on the first ``report.sync_per_collection`` test pieces of every collection
+  (composer) with ``conf/sync``:
   beat error of DTW on chroma, multiscale DTW, and the linear baseline, for
   every pair of versions of each piece and for score-to-audio (table), and
   the cost matrix and path of the pair whose tempi differ most (figure).
@@ -166,8 +167,8 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     return [
         "## Music synchronization",
         "",
-        f"{len(corpus.pieces)} test pieces, {len(corpus.versions)} recordings "
-        f"({corpus.total_seconds / 60:.1f} minutes; `report.sync_pieces`).",
+        f"{len(corpus.pieces)} test pieces ({', '.join(corpus.pieces)}), {len(corpus.versions)} recordings "
+        f"({corpus.total_seconds / 60:.1f} minutes; `report.sync_per_collection`).",
         "Absolute error at every beat of the score, over every pair of versions of each piece",
         "(and each version against its score), against the exact ground truth of the renderer.",
         f"Settings: `conf/sync` ({features}; silence more than {config.silence_db:g} dB below the loudest",
@@ -196,9 +197,10 @@ class ReportConfig:
       theme_normalize: cost normalization of theme matching (``experiments.retrieval.theme.match_theme``).
       theme_soundfont_versions: versions of every test piece also rendered with a General-MIDI
         SoundFont for a second theme table, where FluidSynth is installed (0: none).
-      sync_pieces, matching_pieces, identification_pieces: the synchronization, audio matching and
-        identification tables use the first this many test pieces (``None``: all); the theme and
-        shingle tables use every test piece.
+      sync_per_collection: the synchronization table uses the first this many test pieces of every
+        collection (composer; ``None``: all).
+      matching_pieces, identification_pieces: the audio matching and identification tables use
+        the first this many test pieces (``None``: all); the theme and shingle tables use every test piece.
       index_sizes: database sizes of the query-time-vs-index-size table.
       identification_durations: clip lengths in seconds of the audio identification table.
       identification_per_recording: clips cut from every recording for it.
@@ -208,7 +210,7 @@ class ReportConfig:
     embedder_steps: int = 400
     theme_normalize: str = "query"
     theme_soundfont_versions: int = 1
-    sync_pieces: int | None = 4
+    sync_per_collection: int | None = 1
     matching_pieces: int | None = 8
     identification_pieces: int | None = 6
     index_sizes: tuple[int, ...] = (1_000, 4_000, 16_000)
@@ -232,7 +234,7 @@ def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> 
         raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
     if options.theme_soundfont_versions < 0:
         raise ConfigError(f"report.theme_soundfont_versions must be >= 0, got {options.theme_soundfont_versions}")
-    for name in ("sync_pieces", "matching_pieces", "identification_pieces"):
+    for name in ("sync_per_collection", "matching_pieces", "identification_pieces"):
         if (value := getattr(options, name)) is not None and value < 1:
             raise ConfigError(f"report.{name} must be >= 1 or null (every test piece), got {value}")
     if min(options.index_sizes, default=1) < 1 or min(options.identification_durations, default=1) <= 0:
@@ -301,7 +303,8 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
     test = corpus.subset("test")
     lines = ["# Report", "", *split_note(corpus)]
     lines += timed("soft-DTW", soft_dtw_section, out)
-    lines += timed("synchronization", synchronization_section, out, corpus.subset("test", options.sync_pieces),
+    sync_pieces = corpus.subset("test", per_collection=options.sync_per_collection)
+    lines += timed("synchronization", synchronization_section, out, sync_pieces,
                    from_config(sync.SyncConfig, cfg.sync), results=rows)
     # tiny has 8 validation windows: batches of 4 (debug=smoke sets them too).
     # The networks train on the report's corpus: its command-line data options go along.

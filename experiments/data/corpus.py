@@ -18,6 +18,7 @@ Layout::
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import time
@@ -106,6 +107,14 @@ def assign_splits(piece_ids, config: SplitConfig) -> dict[str, str]:
     ordered = sorted(piece_ids, key=lambda piece_id: _piece_rank(piece_id, config.salt))
     return {piece_id: SPLITS[(rank >= n_train) + (rank >= n_train + n_val)]
             for rank, piece_id in enumerate(ordered)}
+
+
+def collection_of(piece: Piece) -> str:
+    """The corpus folder of a piece (``bach/bwv66.6.mxl`` -> ``bach``): its composer or repertoire,
+    more reliable than the score's composer field, which is empty or garbled in many files; the
+    folder name for a score outside the corpus."""
+    source = Path(piece.source)
+    return source.parts[0] if len(source.parts) > 1 and not source.is_absolute() else source.parent.name
 
 
 @dataclasses.dataclass
@@ -201,12 +210,24 @@ class Corpus:
         splits = self.splits
         return [piece_id for piece_id in self.pieces if splits[piece_id] == split]
 
-    def subset(self, split: str, max_pieces: int | None = None) -> "Corpus":
+    def subset(self, split: str, max_pieces: int | None = None, *, per_collection: int | None = None
+               ) -> "Corpus":
         """The corpus restricted to the pieces of ``split`` (the first ``max_pieces`` of them).
 
-        The subset shares the cache folder, so features computed on it are the corpus's.
+        ``per_collection`` keeps the first that many pieces of every collection (:func:`collection_of`,
+        in corpus order) before ``max_pieces`` applies: a sample of every repertoire rather than
+        the first pieces, which are all one composer's. The subset shares the cache folder, so
+        features computed on it are the corpus's.
         """
-        kept = self.split_pieces(split)[:max_pieces]
+        kept = self.split_pieces(split)
+        if per_collection is not None:
+            taken, selected = collections.Counter(), []
+            for piece_id in kept:
+                taken[collection_of(self.pieces[piece_id])] += 1
+                if taken[collection_of(self.pieces[piece_id])] <= per_collection:
+                    selected.append(piece_id)
+            kept = selected
+        kept = kept[:max_pieces]
         return dataclasses.replace(self, pieces={p: self.pieces[p] for p in kept},
                                    versions=[v for v in self.versions if v.piece_id in kept],
                                    assigned_splits={p: split for p in kept})

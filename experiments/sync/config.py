@@ -30,6 +30,10 @@ class SyncConfig:
         see :func:`experiments.sync.dtw.sync_cost`).
       silence_db: audio quieter than its loudest frame minus this many dB, before the first and
         after the last louder frame, is silence, mapped linearly instead of aligned (0: off).
+      soft_gamma: > 0: the full-resolution path is the expected alignment of soft-DTW with this
+        gamma (one point per frame of A: the mean frame of B under the Gibbs distribution over
+        paths), which averages out the frame-level jitter of the optimal path; 0: the optimal
+        (hard) path. The multiscale mode always uses hard paths.
     """
 
     feature: str = "chroma_cqt"
@@ -42,6 +46,7 @@ class SyncConfig:
     tile_frames: int = 400
     onset_weight: float = 0.5
     silence_db: float = 30.0
+    soft_gamma: float = 0.2
 
 
 def default_config() -> SyncConfig:
@@ -56,7 +61,8 @@ class SyncResult:
     """A warping path between sequences A and B.
 
     Attributes:
-      path: ``(L, 2)`` int frames (a, b), from (0, 0) to (N-1, M-1), non-decreasing.
+      path: ``(L, 2)`` frames (a, b), from (0, 0) to (N-1, M-1), non-decreasing: integers on a
+        hard path; on a soft one (``SyncConfig.soft_gamma``) the b of each a is a fractional frame.
       rate_hz: frame rate of both sequences in Hz.
       seconds: wall time of the alignment (features excluded).
       cells: number of cost cells evaluated (N*M for full resolution).

@@ -9,7 +9,7 @@ import numpy as np
 
 from experiments.sync.config import SyncConfig, SyncResult
 
-__all__ = ["align", "block_mean", "linear_path", "multiscale_path", "sync_cost", "sync_features"]
+__all__ = ["align", "block_mean", "expected_path", "linear_path", "multiscale_path", "sync_cost", "sync_features"]
 
 CHROMA = 12  # the first columns of a feature row; any further ones are onset features
 # Cost matrices are padded to multiples of this size so the DTW kernel compiles once per bucket.
@@ -73,6 +73,46 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
         padded_mask[:n, :m] = mask
         options["mask"] = padded_mask
     return np.asarray(sdtw.dtw_path(padded, **options), dtype=np.int64)
+
+
+@functools.cache
+def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float]):
+    """Compiled (padded cost, n, m) -> expected column of every row; the lengths are traced, so one
+    compilation serves every pair of one bucket."""
+    import jax
+    import jax.numpy as jnp
+
+    import sdtw
+
+    def expected_columns(cost, n, m):
+        occupancy = sdtw.expected_alignment(cost, gamma, lengths=(n, m), weights=weights)
+        columns = jnp.arange(cost.shape[1], dtype=occupancy.dtype)
+        return (occupancy @ columns) / jnp.maximum(occupancy.sum(axis=1), 1e-30)
+
+    return jax.jit(expected_columns)
+
+
+def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Soft path through ``cost`` (N, M): for every row a, the expected column under soft-DTW's
+    distribution over alignments (``sdtw.expected_alignment``), made non-decreasing.
+
+    The optimal path moves in whole frames and jumps where two paths cost nearly the same; the
+    expectation weighs them by their costs, so beats land between frames and near-ties average
+    out instead of deciding the path (Cuturi & Blondel 2017, Sec. 2: the gradient of soft-DTW is
+    the expected alignment).
+
+    Returns:
+      ``(N + 2, 2)`` float path: ``(a, expected column of row a)`` for every row, between the
+      corners (0, 0) and (N-1, M-1) (which :func:`~experiments.sync.evaluate.warp_times` reads
+      as the ends of runs on the first and last row).
+    """
+    n, m = cost.shape
+    padded = np.zeros((_bucket(n), _bucket(m)), dtype=np.float32)
+    padded[:n, :m] = cost
+    columns = np.asarray(_expected_columns_kernel(float(gamma), tuple(map(float, weights)))(padded, n, m))[:n]
+    columns = np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
+    soft = np.stack([np.arange(n, dtype=np.float64), columns.astype(np.float64)], axis=1)
+    return np.concatenate([[[0.0, 0.0]], soft, [[n - 1.0, m - 1.0]]])
 
 
 def sync_features(x: np.ndarray, y: np.ndarray, *, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0
@@ -187,6 +227,9 @@ def _segment(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
 
 def _core_path(x: np.ndarray, y: np.ndarray, config: SyncConfig) -> tuple[np.ndarray, int]:
     if not config.multiscale:
+        if config.soft_gamma > 0:
+            cost = sync_cost(x, y, config.onset_weight)
+            return expected_path(cost, config.soft_gamma, config.weights), cost.size
         return sync_features(x, y, weights=config.weights, onset_weight=config.onset_weight), len(x) * len(y)
     factor = int(round(config.rate_hz / config.coarse_rate_hz))
     if factor < 1 or abs(factor * config.coarse_rate_hz - config.rate_hz) > 1e-6:
@@ -211,7 +254,7 @@ def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
     (a0, a1), (b0, b1) = active_x or (0, n), active_y or (0, m)
     if not (0 <= a0 < a1 <= n and 0 <= b0 < b1 <= m):
         raise ValueError(f"active ranges {(a0, a1)}, {(b0, b1)} do not fit sequences of {n} and {m} frames")
-    core, cells = _core_path(x[a0:a1], y[b0:b1], config)
+    core, cells = _core_path(x[a0:a1], y[b0:b1], config)  # int, or float where soft
     first, last = np.asarray([a0, b0]), np.asarray([a1 - 1, b1 - 1])
     path = np.concatenate([_segment(np.zeros(2, np.int64), first)[:-1], core + first,
                            _segment(last, np.asarray([n - 1, m - 1]))[1:]])

@@ -17,13 +17,20 @@ __all__ = ["beat_error_stats", "beat_errors", "corpus_beat_errors", "warp_times"
 
 
 def warp_times(times_a: np.ndarray, path: np.ndarray, rate_hz: float) -> np.ndarray:
-    """Map times of A (seconds) to times of B along a warping path.
+    """Map times of A (seconds) to times of B along a warping path (integer or fractional frames).
 
     Where the path runs horizontally (one frame of A to several of B) the mean
-    B position is used; in between, linear interpolation.
+    B position is used, except on the first frame of A, which maps to the last
+    B of its run, and on the last frame, which maps to the first: there a run
+    is B's lead-in or tail (a score's first note at 0 s against a recording's
+    silence before it), not a note held across it. In between, linear interpolation.
     """
+    path = np.asarray(path, dtype=np.float64)
     a, inverse = np.unique(path[:, 0], return_inverse=True)
     b = np.bincount(inverse, weights=path[:, 1]) / np.bincount(inverse)
+    b[0] = path[inverse == 0, 1].max()
+    if len(a) > 1:
+        b[-1] = path[inverse == len(a) - 1, 1].min()
     return timebase.frames_to_seconds(
         np.interp(timebase.seconds_to_frames(times_a, rate_hz, rounding="none"), a, b), rate_hz)
 

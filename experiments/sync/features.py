@@ -33,6 +33,7 @@ LOWEST_MIDI = 24          # C1; with 84 semitones up to B7
 N_SEMITONES = 84
 ONSET_HOP = 128           # samples of the semitone energy (5.8 ms at 22.05 kHz)
 ONSET_GAMMA = 1e4         # log compression of onset strengths (relative to the strongest)
+ENERGY_GAMMA = 1e5        # log compression of semitone energies before their rise is taken
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
 DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
@@ -67,18 +68,24 @@ def audio_chroma(audio: np.ndarray, sr: int, config: SyncConfig = None) -> np.nd
     return compress_chroma(chroma, config.log_compression)
 
 
-def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: float = 1.0
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: float = 1.0,
+                 energy_gamma: float = ENERGY_GAMMA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Note-start candidates of every semitone: ``(times_s, midi_pitches, strengths)``, each ``(K,)``.
 
-    A candidate is a peak of the half-wave rectified rise of a semitone's energy that is at
-    least 2/3 of the largest rise of that semitone within ``window_s`` (the Sync Toolbox's
-    implementation uses the same local threshold); strengths are relative to the strongest rise of the recording.
+    A candidate is a peak of the half-wave rectified rise of a semitone's log energy,
+    ``log(1 + energy_gamma * energy / max)``, that is at least 2/3 of the largest rise of that
+    semitone within ``window_s`` (the Sync Toolbox's implementation uses the same local
+    threshold); strengths are relative to the strongest rise of the recording.
+
+    The rise of linear energy peaks where an attack is steepest in absolute terms, late in a
+    slow attack (10-20 ms after the note starts for sampled strings and voices); the rise of log
+    energy peaks where the note emerges from what was sounding before, at its start.
     """
     import librosa
 
     energy = np.abs(librosa.cqt(audio, sr=sr, hop_length=hop, fmin=librosa.midi_to_hz(LOWEST_MIDI),
                                 n_bins=N_SEMITONES, bins_per_octave=12)) ** 2          # (P, T)
+    energy = np.log1p(energy_gamma * energy / max(float(energy.max()), 1e-20))
     rise = np.maximum(np.diff(energy, axis=1, prepend=energy[:, :1]), 0.0)
     rise /= max(float(rise.max()), 1e-20)
     window = max(3, int(round(window_s * sr / hop)))

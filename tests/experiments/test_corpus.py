@@ -264,6 +264,20 @@ class TestSplits:
         with pytest.raises(ValueError, match="unknown split 'dev'"):
             tiny_corpus.subset("dev")
 
+    def test_a_subset_per_collection_samples_every_composer(self, tiny_corpus):
+        import dataclasses
+
+        from experiments.data.corpus import collection_of
+
+        first, second, third = tiny_corpus.pieces
+        folders = {first: "bach", second: "mozart", third: "bach"}
+        pieces = {p: dataclasses.replace(piece, source=f"{folders[p]}/{p}.mxl") for p, piece in tiny_corpus.pieces.items()}
+        corpus = dataclasses.replace(tiny_corpus, pieces=pieces, assigned_splits={p: "test" for p in pieces})
+        assert [collection_of(piece) for piece in pieces.values()] == ["bach", "mozart", "bach"]
+        assert list(corpus.subset("test", per_collection=1).pieces) == [first, second]
+        assert list(corpus.subset("test", per_collection=2).pieces) == [first, second, third]
+        assert list(corpus.subset("test", 1, per_collection=1).pieces) == [first]
+
     def test_training_examples_never_read_a_test_piece(self, tiny_corpus, tiny_config):
         """The datasets compute features of train and val versions only (nothing of a test piece is cached)."""
         import dataclasses

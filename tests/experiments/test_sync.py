@@ -14,9 +14,12 @@ FAST = sync.SyncConfig(rate_hz=10.0)  # small cost matrices keep the tests quick
 
 
 def _valid(path, n, m):
+    """From corner to corner, non-decreasing; a hard (integer) path also moves one frame per step."""
     steps = np.diff(path, axis=0)
-    return (tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
-            and np.all(steps >= 0) and np.all(steps <= 1) and np.all(steps.sum(axis=1) >= 1))
+    ends = tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
+    if not np.issubdtype(path.dtype, np.integer):
+        return ends and np.all(steps >= 0)
+    return ends and np.all(steps >= 0) and np.all(steps <= 1) and np.all(steps.sum(axis=1) >= 1)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_score_audio_beats_linear(tiny_corpus):
     result = sync.sync_score_audio(piece, version.load_audio(), SR, FAST)
     score_beats_s = piece.beats_q * 60.0 / piece.qpm
     errors = sync.beat_errors(result.path, FAST.rate_hz, score_beats_s, version.beats_s)
-    n, m = result.path[-1] + 1
+    n, m = result.path[-1].astype(int) + 1
     linear = sync.beat_errors(sync.linear_path(n, m), FAST.rate_hz, score_beats_s, version.beats_s)
     assert np.mean(errors) < np.mean(linear)
 
@@ -67,6 +70,15 @@ class TestEvaluation:
     def test_warp_times_identity_and_horizontal_runs(self):
         path = np.array([[0, 0], [1, 1], [1, 2], [1, 3], [2, 4]])
         np.testing.assert_allclose(sync.warp_times(np.array([0.0, 0.1, 0.2]), path, 10.0), [0.0, 0.2, 0.4])
+
+    def test_lead_in_and_tail_runs_map_to_their_inner_ends(self):
+        # A score's first note (row 0) against 3 frames of lead-in, its last (row 2) against a tail.
+        path = np.array([[0, 0], [0, 1], [0, 2], [0, 3], [1, 4], [2, 5], [2, 6], [2, 7]])
+        np.testing.assert_allclose(sync.warp_times(np.array([0.0, 0.1, 0.2]), path, 10.0), [0.3, 0.4, 0.5])
+
+    def test_fractional_path(self):
+        path = np.array([[0.0, 0.0], [1.0, 1.5], [2.0, 3.0]])
+        np.testing.assert_allclose(sync.warp_times(np.array([0.05, 0.1, 0.15]), path, 10.0), [0.075, 0.15, 0.225])
 
     def test_stats(self):
         stats = sync.beat_error_stats(np.array([0.01, 0.04, 0.09, 0.15, 0.5]))
@@ -204,3 +216,43 @@ class TestPairs:
             sync.main(["--pairs", str(folder / "pairs.csv"), str(folder / "x.wav"), "--out", str(folder / "o")])
         with pytest.raises(SystemExit):
             sync.main([str(folder / "x.wav"), "--out", str(folder / "o")])
+
+
+def _all_paths(n, m):
+    """Every monotone path from (0, 0) to (n-1, m-1) with unit steps, by enumeration."""
+    if (n, m) == (1, 1):
+        return [[(0, 0)]]
+    paths = []
+    for di, dj in ((1, 0), (0, 1), (1, 1)):
+        if n - di >= 1 and m - dj >= 1:
+            paths += [p + [(n - 1, m - 1)] for p in _all_paths(n - di, m - dj)]
+    return paths
+
+
+def test_expected_path_is_the_mean_column_under_the_gibbs_distribution():
+    from experiments.sync.dtw import expected_path
+
+    rng = np.random.default_rng(0)
+    cost, gamma = rng.uniform(size=(4, 5)), 0.3
+    paths = _all_paths(4, 5)
+    weights = np.exp(-np.array([sum(cost[i, j] for i, j in p) for p in paths]) / gamma)
+    weights /= weights.sum()
+    occupancy = np.zeros_like(cost)
+    for p, w in zip(paths, weights):
+        for i, j in p:
+            occupancy[i, j] += w
+    brute = occupancy @ np.arange(5) / occupancy.sum(axis=1)
+    path = expected_path(cost, gamma)
+    np.testing.assert_allclose(path[1:-1, 1], np.maximum.accumulate(brute), rtol=1e-4)
+    np.testing.assert_array_equal(path[[0, -1]], [[0, 0], [3, 4]])
+
+
+def test_soft_path_lands_between_frames_and_is_no_worse(pair):
+    a, b, x, y = pair
+    errors = {}
+    for gamma in (0.0, 0.2):
+        result = sync.align(x, y, dataclasses.replace(FAST, soft_gamma=gamma))
+        assert _valid(result.path, len(x), len(y))
+        errors[gamma] = sync.beat_errors(result.path, FAST.rate_hz, a.beats_s, b.beats_s)
+    assert not np.allclose(result.path, np.round(result.path))
+    assert np.mean(errors[0.2]) <= np.mean(errors[0.0]) + 0.005
