@@ -102,7 +102,7 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
             v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
     methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed)": sync.default_config(),
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
-                   sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0)}
+                   sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0, soft_gamma=0.0)}
     n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
     print("\n## Beside the Sync Toolbox\n")
     print(f"{corpus.config.name} corpus, test pieces {', '.join(corpus.pieces)}: {n_pairs} version pairs "
@@ -129,15 +129,17 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
 
 
 def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
+    default = sync.SyncConfig(rate_hz=rate_hz)
     configs = {
-        "full resolution": sync.SyncConfig(rate_hz=rate_hz),
+        f"full resolution, soft path (gamma {default.soft_gamma:g})": default,
+        "full resolution, optimal (hard) path": sync.SyncConfig(rate_hz=rate_hz, soft_gamma=0.0),
         "multiscale": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0, band_radius_s=2.0,
                                       tile_frames=200),
         "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens", onset_weight=0.0),
     }
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)
-    print(f"\n## Synchronization beat error ({corpus.config.name} corpus, "
-          f"{len(errors['full resolution'])} beats, chroma at {rate_hz:g} Hz)\n")
+    print(f"\n## Synchronization beat error ({corpus.config.name} corpus, project's synthesizer, "
+          f"{len(errors['linear (diagonal)'])} beats, chroma at {rate_hz:g} Hz)\n")
     print("| method | mean (ms) | median (ms) | <= 50 ms (%) | <= 100 ms (%) | <= 200 ms (%) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, errs in errors.items():

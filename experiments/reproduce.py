@@ -143,8 +143,9 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     full = dataclasses.replace(config, multiscale=False)
     rate_hz = config.rate_hz
     features = "chroma + DLNCO onsets" if config.onset_weight else "chroma"
+    path = f", expected path at gamma {full.soft_gamma:g}" if full.soft_gamma > 0 else ""
     configs = {
-        f"DTW on {features} ({rate_hz:g} Hz)": full,
+        f"DTW on {features} ({rate_hz:g} Hz{path})": full,
         f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band)":
             dataclasses.replace(config, multiscale=True),
     }
