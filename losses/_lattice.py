@@ -41,6 +41,7 @@ over time, the leading axis of every per-frame array.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -250,19 +251,25 @@ def _reversed(emissions: Emissions, transitions: Transitions):
     return Emissions(emissions.log_blank, flip(emissions.log_label)), reversed_transitions
 
 
-def _occupancy(emissions, frame_valid, log_alpha, log_suffix, log_z):
+def _occupancy(emissions, frame_valid, log_alpha, log_suffix):
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states.
 
-    Zero on padded frames. The exp runs on the whole `(T, B, states)` block
-    at once, outside the scan, where XLA vectorises it well.
+    Zero on padded frames. Every path is in exactly one state at each valid
+    frame, so each frame's joint weights are normalized by their own sum,
+    which equals Z in exact arithmetic. Dividing by the Z of the last frame
+    instead would leave the rounding error that the recursions accumulate
+    over T frames in every exponent (`|log Z| * eps`, the order of 1e-5 in float32
+    for `|log Z|` ~ 50); the frame's own sum carries the same error, which
+    cancels, and the occupancies of a frame sum to 1. The exp runs on the whole
+    `(T, B, states)` block at once, outside the scan, where XLA vectorises it well.
     """
     log_emission = (emissions.log_blank[:, :, None], emissions.log_label)
+    joint = [alpha + suffix - emission for alpha, suffix, emission in zip(log_alpha, log_suffix, log_emission)]
+    peak = functools.reduce(jnp.maximum, [jnp.max(j, axis=-1, keepdims=True, initial=NEG) for j in joint])
+    weights = [jnp.exp(j - peak) for j in joint]  # one exp per state, as with a global Z
+    frame_z = sum(w.sum(axis=-1, keepdims=True) for w in weights)
     valid = frame_valid[:, :, None]
-    log_z = log_z[None, :, None]
-    return tuple(
-        jnp.where(valid, jnp.exp(alpha + suffix - emission - log_z), 0.0)
-        for alpha, suffix, emission in zip(log_alpha, log_suffix, log_emission)
-    )
+    return tuple(jnp.where(valid, w / frame_z, 0.0) for w in weights)
 
 
 @jax.custom_vjp
@@ -274,7 +281,7 @@ def _log_partition_fwd(emissions, frame_valid, transitions):
     # Under differentiation the backward (suffix) recursion is needed anyway:
     # run it in the same scan as the forward one.
     log_z, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
-    residuals = (emissions, frame_valid, transitions, log_alpha, log_suffix, log_z)
+    residuals = (emissions, frame_valid, transitions, log_alpha, log_suffix)
     return (log_z, log_alpha), residuals
 
 
@@ -282,10 +289,8 @@ def _log_partition_bwd(residuals, cotangents):
     # The alphas are an output for inspection only: `log_partition` stops
     # their gradient, so their cotangent is always zero and is ignored.
     g_log_z, _ = cotangents
-    emissions, frame_valid, transitions, log_alpha, log_suffix, log_z = residuals
-    gamma_blank, gamma_label = _occupancy(
-        emissions, frame_valid, log_alpha, log_suffix, log_z
-    )
+    emissions, frame_valid, transitions, log_alpha, log_suffix = residuals
+    gamma_blank, gamma_label = _occupancy(emissions, frame_valid, log_alpha, log_suffix)
     g_blank = g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)  # blanks share one emission
     g_label = g_log_z[None, :, None] * gamma_label
     g_emissions = Emissions(
@@ -325,8 +330,8 @@ def posterior(
     emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
 ) -> tuple[jax.Array, jax.Array]:
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states."""
-    log_z, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
-    return _occupancy(emissions, frame_valid, log_alpha, log_suffix, log_z)
+    _, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
+    return _occupancy(emissions, frame_valid, log_alpha, log_suffix)
 
 
 def interleave(blank: jax.Array, label: jax.Array) -> jax.Array:
