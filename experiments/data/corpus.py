@@ -223,8 +223,9 @@ class Corpus:
         if per_collection is not None:
             taken, selected = collections.Counter(), []
             for piece_id in kept:
-                taken[collection_of(self.pieces[piece_id])] += 1
-                if taken[collection_of(self.pieces[piece_id])] <= per_collection:
+                collection = collection_of(self.pieces[piece_id])
+                taken[collection] += 1
+                if taken[collection] <= per_collection:
                     selected.append(piece_id)
             kept = selected
         kept = kept[:max_pieces]

@@ -27,8 +27,8 @@ def _is_score(path: Path) -> bool:
 
 MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
 # Above this many cells the command line switches to multiscale DTW: two 2:40 recordings at 50 Hz,
-# 8 s and 2 GiB for the full-resolution soft path on 2 cores. Below it, the soft path (87.5% of
-# beats within 50 ms on the corpus's test pieces) beats the multiscale mode's optimal paths (82.9%).
+# 8 s and 2 GiB for the full-resolution soft path on 2 cores. Below it, the soft path is the more
+# accurate (multiscale keeps optimal paths: docs/results/sync_accuracy.md, python benchmarks/sync_accuracy.py).
 AUTO_CELLS = 64e6
 
 

@@ -56,6 +56,14 @@ def _bucket(size: int) -> int:
     return -(-size // _TILE_BUCKET) * _TILE_BUCKET
 
 
+def _pad_cost(cost: np.ndarray) -> np.ndarray:
+    """``cost`` (N, M) as float32, zero-padded to multiples of ``_TILE_BUCKET`` a side."""
+    n, m = cost.shape
+    padded = np.zeros((_bucket(n), _bucket(m)), dtype=np.float32)
+    padded[:n, :m] = cost
+    return padded
+
+
 def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.ndarray:
     """:func:`sdtw.dtw_path` on ``cost`` zero-padded to a multiple of 128 a side.
 
@@ -65,8 +73,7 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
     import sdtw
 
     n, m = cost.shape
-    padded = np.zeros((_bucket(n), _bucket(m)), dtype=np.float32)
-    padded[:n, :m] = cost
+    padded = _pad_cost(cost)
     options = {"weights": tuple(weights), "lengths": (n, m)}
     if mask is not None:
         padded_mask = np.zeros(padded.shape, dtype=bool)
@@ -107,9 +114,8 @@ def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np
       as the ends of runs on the first and last row).
     """
     n, m = cost.shape
-    padded = np.zeros((_bucket(n), _bucket(m)), dtype=np.float32)
-    padded[:n, :m] = cost
-    columns = np.asarray(_expected_columns_kernel(float(gamma), tuple(map(float, weights)))(padded, n, m))[:n]
+    kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)))
+    columns = np.asarray(kernel(_pad_cost(cost), n, m))[:n]
     columns = np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
     soft = np.stack([np.arange(n, dtype=np.float64), columns.astype(np.float64)], axis=1)
     return np.concatenate([[[0.0, 0.0]], soft, [[n - 1.0, m - 1.0]]])
