@@ -83,6 +83,10 @@ def build_datasets(cfg: DictConfig) -> tuple[ArrayDataset, ArrayDataset]:
     """Synthetic examples (`data.name == synthetic`) or windows of a corpus (any corpus config)."""
     if cfg.data.get("name") == "synthetic":
         return synthetic_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, seed=cfg.seed)
+    if cfg.inputs == "sheet_audio":
+        from experiments.sheet.data import sheet_audio_datasets
+
+        return sheet_audio_datasets(cfg.data, model_cfg=cfg.model)
     from experiments.training.corpus import corpus_datasets
 
     return corpus_datasets(cfg.data, inputs=cfg.inputs, model_cfg=cfg.model, targets=cfg.get("targets", "melody"),

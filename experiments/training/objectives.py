@@ -16,7 +16,7 @@ Krause et al. 2023):
 Batch keys (see `experiments.training.synthetic.chroma_examples`):
 `paddings (B, T)`, `strong_targets (B, T, 12)`, `weak_targets (B, L, 12)`,
 `weak_paddings (B, L)`, `labels (B, L)`, `label_paddings (B, L)`; the
-embedding objective reads `labels (B,)`.
+embedding objectives read `labels (B,)`.
 """
 
 from __future__ import annotations
@@ -107,3 +107,15 @@ def triplet(outputs: jax.Array, batch: Batch, *, margin: float = 0.2, mining: st
     of another label and, where the batch has `groups`, of another group."""
     return losses.batch_triplet_loss(outputs, batch["labels"], margin=margin, mining=mining,
                                      groups=batch.get("groups"))
+
+
+def cross_modal_triplet(outputs: jax.Array, batch: Batch, *, margin: float = 0.5, mining: str = "semi-hard") -> jax.Array:
+    """Triplet loss across two modalities: outputs `(B, 2, D)` hold the score and the audio embedding of
+    each pair. Every embedding is an anchor; its positives are the embeddings of the same passage
+    (`labels`), its negatives those of other passages *in the other modality* only (Dorfer et al.
+    2018 rank audio against sheet snippets, never sheet against sheet). `(2B,)` losses."""
+    pairs = outputs.shape[0]
+    embeddings = outputs.transpose(1, 0, 2).reshape(2 * pairs, -1)
+    labels = jnp.concatenate([batch["labels"], batch["labels"]])
+    modality = jnp.repeat(jnp.arange(2), pairs)
+    return losses.batch_triplet_loss(embeddings, labels, margin=margin, mining=mining, groups=modality)

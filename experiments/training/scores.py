@@ -1,4 +1,5 @@
-"""Validation scores: frame-wise chroma F-measure, CTC pitch-class accuracy and triplet accuracy.
+"""Validation scores: frame-wise chroma F-measure, CTC pitch-class accuracy, triplet accuracy and
+cross-modal batch retrieval.
 
 Every function returns sums `(correct-like counts...)` so that scores over
 several batches combine exactly (F-measure is not a mean of batch F-measures).
@@ -67,12 +68,20 @@ def triplet_counts(embeddings: jax.Array, labels: jax.Array, groups: jax.Array |
     return jnp.stack([jnp.sum(correct), jnp.sum(counted)]).astype(jnp.float32)
 
 
+def cross_modal_counts(pairs: jax.Array, labels: jax.Array) -> jax.Array:
+    """(score snippets whose nearest audio snippet in the batch is of their passage, pairs) `(2,)`,
+    from `(B, 2, D)` embeddings of (score, audio) pairs."""
+    similarity = pairs[:, 0] @ pairs[:, 1].T
+    nearest = jnp.argmax(similarity, axis=1)
+    return jnp.stack([jnp.sum(labels[nearest] == labels), labels.shape[0]]).astype(jnp.float32)
+
+
 def task_counts(task: str, outputs: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
-    """The counts of the score of `task` ("chroma", "ctc" or "embedding") for one batch.
+    """The counts of the score of `task` ("chroma", "ctc", "embedding" or "cross_modal") for one batch.
 
     "chroma": sigmoid chroma against `strong_targets`. "ctc": the leading non-blank
     class against the frame labels `strong_labels` (`ctc_counts`). "embedding":
-    triplet accuracy counts.
+    triplet accuracy counts. "cross_modal": score-to-audio retrieval in the batch.
     """
     if task == "chroma":
         return chroma_counts(jax.nn.sigmoid(outputs), batch["strong_targets"], batch["paddings"])
@@ -80,12 +89,14 @@ def task_counts(task: str, outputs: jax.Array, batch: Mapping[str, jax.Array]) -
         return ctc_counts(outputs, batch["strong_labels"], batch["paddings"])
     if task == "embedding":
         return triplet_counts(outputs, batch["labels"], batch.get("groups"))
-    raise ValueError(f"unknown task {task!r}; expected 'chroma', 'ctc' or 'embedding'.")
+    if task == "cross_modal":
+        return cross_modal_counts(outputs, batch["labels"])
+    raise ValueError(f"unknown task {task!r}; expected 'chroma', 'ctc', 'embedding' or 'cross_modal'.")
 
 
 def task_score(task: str, counts: jax.Array) -> tuple[str, float]:
     """(name, value) of the validation score from counts summed over batches."""
-    if task in ("embedding", "ctc"):
-        name = "triplet_accuracy" if task == "embedding" else "pitch_class_accuracy"
+    if task in ("embedding", "ctc", "cross_modal"):
+        name = {"embedding": "triplet_accuracy", "ctc": "pitch_class_accuracy", "cross_modal": "batch_top1"}[task]
         return name, float(counts[0] / jnp.maximum(counts[1], 1.0))
     return "f_measure", float(f_measure(counts))

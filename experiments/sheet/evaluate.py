@@ -1,0 +1,220 @@
+"""Score following and cross-modal retrieval measured against the engraving's exact truth.
+
+Every note onset of a test recording has a true strip column (its note heads) and a true audio
+time (the recording's time map). Following is scored at those onsets: the strip column followed
+at the true audio time, read back as score time and audio time, against the truth -- in
+seconds (how far behind or ahead the viewer is) and in pixels on the page.
+
+Retrieval is scored in both directions on snippets at onsets: a score snippet ranks the
+recordings (relevant: every recording of its piece) and, within the best, points at a time;
+an audio snippet ranks the pieces and points at a strip position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from experiments.sheet import layout
+from experiments.sheet.data import PieceSheet, SnippetConfig, spectrogram
+from experiments.sheet.follow import Embedder, Following, follow, linear_following
+
+__all__ = ["OnsetErrors", "degrade", "following_errors", "following_summary", "load_embedder",
+           "retrieval_summary"]
+
+SHEET_COMMAND = "python -m experiments.train experiment=sheet_audio data=small"
+
+
+def load_embedder(run) -> Embedder:
+    """The sheet-audio model of a finished training run folder (best checkpoint).
+
+    Raises:
+      NoTrainedNetworkError: the folder is not a finished ``sheet_audio`` run (names the command that trains one).
+    """
+    from experiments.retrieval.dnn_chroma import restore_run
+
+    model, cfg = restore_run(run, "sheet_audio", "sheet-audio embedder", command=SHEET_COMMAND)
+    return Embedder(model, SnippetConfig.of_model(cfg.model))
+
+
+@dataclasses.dataclass(frozen=True)
+class OnsetErrors:
+    """Errors at the onsets of one recording.
+
+    Attributes:
+      seconds: ``(K,)`` |audio time of the followed score position - true audio time|.
+      pixels: ``(K,)`` |followed x - true x| in page pixels where the followed position lies on the
+        true system, NaN elsewhere.
+      right_system: ``(K,)`` bool, the followed position lies on the system of the true one.
+    """
+
+    seconds: np.ndarray
+    pixels: np.ndarray
+    right_system: np.ndarray
+
+
+def onset_errors(following: Following, sheet: PieceSheet, version) -> OnsetErrors:
+    """Score ``following`` of ``version`` at every onset of its piece that sounds in the recording."""
+    true_s = version.time_map.to_seconds(sheet.onsets_q)
+    inside = (true_s >= 0) & (true_s <= following.times_s[-1])
+    true_s, true_columns = true_s[inside], sheet.columns[inside]
+    followed = following.column_at(true_s)
+    followed_s = version.time_map.to_seconds(sheet.quarters_of(followed))
+    strip = sheet.strip
+    _, true_x, _, _ = layout.strip_to_page(strip, true_columns)
+    _, followed_x, _, _ = layout.strip_to_page(strip, followed)
+    right = strip.system[np.round(followed).astype(int).clip(0, strip.width - 1)] == \
+        strip.system[np.round(true_columns).astype(int).clip(0, strip.width - 1)]
+    return OnsetErrors(np.abs(followed_s - true_s), np.where(right, np.abs(followed_x - true_x), np.nan), right)
+
+
+Follower = Callable[[PieceSheet, np.ndarray], Following]
+
+
+def following_errors(followers: Mapping[str, Follower], sheets: Mapping[str, PieceSheet], versions,
+                     spectrograms: Mapping[str, np.ndarray]) -> dict[str, list[OnsetErrors]]:
+    """Per method, the :class:`OnsetErrors` of every version (of a piece in ``sheets``)."""
+    return {name: [onset_errors(fn(sheets[v.piece_id], spectrograms[v.version_id]), sheets[v.piece_id], v)
+                   for v in versions if v.piece_id in sheets]
+            for name, fn in followers.items()}
+
+
+def learned_follower(embedder: Embedder, **options) -> Follower:
+    return lambda sheet, spec: follow(embedder, sheet.strip, spec, **options)
+
+
+def linear_follower(rate_hz: float) -> Follower:
+    return lambda sheet, spec: linear_following(sheet.strip, len(spec), rate_hz)
+
+
+def following_summary(errors: Sequence[OnsetErrors]) -> dict[str, float]:
+    """Share of onsets within 0.5 s and 1 s, median and mean seconds, share on the right system and
+    median page-pixel error there; ``onsets`` and ``recordings`` say what it rests on."""
+    seconds = np.concatenate([e.seconds for e in errors])
+    pixels = np.concatenate([e.pixels for e in errors])
+    right = np.concatenate([e.right_system for e in errors])
+    return {"onsets": int(seconds.size), "recordings": len(errors),
+            "within_0.5s": float(np.mean(seconds <= 0.5)), "within_1s": float(np.mean(seconds <= 1.0)),
+            "median_s": float(np.median(seconds)), "mean_s": float(np.mean(seconds)),
+            "right_system": float(np.mean(right)),
+            "median_px": float(np.nanmedian(pixels)) if np.any(right) else float("nan")}
+
+
+# ----------------------------------------------------------------------------- retrieval
+
+
+def _every(n: int, count: int) -> np.ndarray:
+    """``count`` evenly spread indices out of ``n`` (all when ``n <= count``)."""
+    return np.arange(n) if n <= count else np.round(np.linspace(0, n - 1, count)).astype(int)
+
+
+def _average_precision(ranked_relevant: np.ndarray) -> float:
+    hits = np.flatnonzero(ranked_relevant)
+    return float(np.mean((np.arange(len(hits)) + 1) / (hits + 1))) if hits.size else 0.0
+
+
+def retrieval_summary(embedder: Embedder, sheets: Mapping[str, PieceSheet], versions,
+                      spectrograms: Mapping[str, np.ndarray], *, queries_per_item: int = 8,
+                      stride_s: float = 0.5, stride_px: int = 8) -> dict[str, dict[str, np.ndarray]]:
+    """Per-query results of both directions on the pieces of ``sheets`` and their ``versions``.
+
+    Sheet -> audio: ``queries_per_item`` score snippets at onsets of every piece, against audio
+    snippets every ``stride_s`` of every recording; a recording scores by its best snippet.
+    Audio -> sheet: ``queries_per_item`` audio snippets at onsets of every recording, against
+    score snippets every ``stride_px`` of every strip; a piece scores by its best snippet.
+
+    Returns:
+      ``{"sheet_to_audio": {...}, "audio_to_sheet": {...}}``, each with per-query arrays
+      ``top1`` (the best item is of the right piece), ``ap`` (average precision over the ranked
+      items) and ``error_s`` (seconds between the best snippet of the right item and the truth).
+    """
+    rate = embedder.config.rate_hz
+    versions = [v for v in versions if v.piece_id in sheets]
+    pieces = sorted(sheets)
+    # database of audio snippets
+    audio_rows, audio_owner, audio_time = [], [], []
+    for k, v in enumerate(versions):
+        frames = np.arange(0, len(spectrograms[v.version_id]), max(int(round(stride_s * rate)), 1))
+        audio_rows.append(embedder.audio(spectrograms[v.version_id], frames))
+        audio_owner.append(np.full(len(frames), k))
+        audio_time.append(frames / rate)
+    audio_db, audio_owner, audio_time = map(np.concatenate, (audio_rows, audio_owner, audio_time))
+    # database of score snippets
+    sheet_rows, sheet_owner, sheet_column = [], [], []
+    for k, piece in enumerate(pieces):
+        columns = np.arange(0, sheets[piece].strip.width, stride_px, dtype=np.float64)
+        sheet_rows.append(embedder.sheet(sheets[piece].strip, columns))
+        sheet_owner.append(np.full(len(columns), k))
+        sheet_column.append(columns)
+    sheet_db, sheet_owner, sheet_column = map(np.concatenate, (sheet_rows, sheet_owner, sheet_column))
+
+    out = {"sheet_to_audio": {"top1": [], "ap": [], "error_s": []},
+           "audio_to_sheet": {"top1": [], "ap": [], "error_s": []}}
+    version_piece = np.asarray([pieces.index(v.piece_id) for v in versions])
+    for k, piece in enumerate(pieces):
+        sheet = sheets[piece]
+        chosen = _every(len(sheet.onsets_q), queries_per_item)
+        queries = embedder.sheet(sheet.strip, sheet.columns[chosen])
+        similarity = queries @ audio_db.T
+        for q, row in zip(sheet.onsets_q[chosen], similarity):
+            best = np.full(len(versions), -np.inf)
+            np.maximum.at(best, audio_owner, row)
+            ranked = np.argsort(-best)
+            relevant = version_piece[ranked] == k
+            errors = []
+            for j in np.flatnonzero(version_piece == k):  # each recording of the piece: the time it points at
+                own = audio_owner == j
+                errors.append(abs(audio_time[own][np.argmax(row[own])] - float(versions[j].time_map.to_seconds(q))))
+            _append(out["sheet_to_audio"], bool(relevant[0]), _average_precision(relevant), float(np.median(errors)))
+    for j, v in enumerate(versions):
+        sheet = sheets[v.piece_id]
+        seconds = v.time_map.to_seconds(sheet.onsets_q)
+        inside = np.flatnonzero((seconds >= 0) & (seconds * rate < len(spectrograms[v.version_id])))
+        chosen = inside[_every(len(inside), queries_per_item)]
+        queries = embedder.audio(spectrograms[v.version_id], seconds[chosen] * rate)
+        similarity = queries @ sheet_db.T
+        k = version_piece[j]
+        for index, row in zip(chosen, similarity):
+            best = np.full(len(pieces), -np.inf)
+            np.maximum.at(best, sheet_owner, row)
+            relevant = np.argsort(-best) == k
+            own = sheet_owner == k
+            pointed_q = sheet.quarters_of(sheet_column[own][np.argmax(row[own])])
+            error = abs(float(v.time_map.to_seconds(pointed_q)) - seconds[index])
+            _append(out["audio_to_sheet"], bool(relevant[0]), _average_precision(relevant), error)
+    return {direction: {key: np.asarray(values) for key, values in results.items()}
+            for direction, results in out.items()}
+
+
+def _append(results: dict, top1: bool, ap: float, error_s: float) -> None:
+    results["top1"].append(top1)
+    results["ap"].append(ap)
+    results["error_s"].append(error_s)
+
+
+# ----------------------------------------------------------------------------- degraded pages
+
+
+def degrade(page: np.ndarray, rng: np.random.Generator, *, blur_px: float = 1.0, noise: float = 12.0,
+            max_degrees: float = 1.5, scale: float = 0.8):
+    """A scan-like copy of an engraved page and the map of its points.
+
+    Gaussian blur, a rotation of up to ``max_degrees``, a resolution ``scale``, additive grey
+    noise. Returns ``(page, to_degraded)`` where ``to_degraded(x, y) -> (x', y')`` moves a point
+    of the clean page to where it lands on the degraded one (the truth follows the page).
+    """
+    from scipy import ndimage
+
+    angle = float(rng.uniform(-max_degrees, max_degrees))
+    image = ndimage.gaussian_filter(page.astype(np.float32), blur_px)
+    image = ndimage.rotate(image, angle, reshape=False, order=1, cval=255.0)
+    image = ndimage.zoom(image, scale, order=1)
+    image = np.clip(image + rng.normal(0.0, noise, image.shape), 0, 255).astype(np.uint8)
+
+    def to_degraded(x, y):
+        rx, ry = layout.rotate_points(x, y, angle, page.shape)
+        return rx * scale, ry * scale
+
+    return image, to_degraded
