@@ -26,6 +26,10 @@ Sections:
   ``report.embedder_steps`` steps on the train pieces; tables beside the
   seed's, matching-curve and P@1/MAP-vs-dimension figures) and query time vs
   index size for brute force, KD-tree and HNSW (:mod:`experiments.retrieval.report`).
+- Sheet music and audio: the test pieces engraved (Verovio), followed through their recordings
+  with the sheet-audio embedder trained ``report.sheet_steps`` steps on the train pieces, also on
+  scan-like copies of the pages, and cross-modal retrieval in both directions
+  (:mod:`experiments.sheet.report`).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from experiments.data.corpus import Corpus, CorpusConfig  # noqa: E402
 from experiments.retrieval import dnn_chroma, shingle_embedding  # noqa: E402
 from experiments.retrieval import report as retrieval_report  # noqa: E402
 from experiments.retrieval import theme  # noqa: E402
+from experiments.sheet import report as sheet_report  # noqa: E402
 
 GAMMAS = (0.0, 0.1, 1.0, 10.0, 100.0)  # figure panels (0: the DTW path)
 TABLE_GAMMAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -205,6 +210,9 @@ class ReportConfig:
       index_sizes: database sizes of the query-time-vs-index-size table.
       identification_durations: clip lengths in seconds of the audio identification table.
       identification_per_recording: clips cut from every recording for it.
+      sheet_steps: training steps of the sheet-audio embedder (0: no sheet music section).
+      sheet_degraded_pieces: the first this many engraved test pieces are also followed on
+        scan-like pages (``None``: all).
     """
 
     dnn_steps: int = 400
@@ -217,6 +225,8 @@ class ReportConfig:
     index_sizes: tuple[int, ...] = (1_000, 4_000, 16_000)
     identification_durations: tuple[float, ...] = (2.0, 5.0, 10.0)
     identification_per_recording: int = 6
+    sheet_steps: int = 1000
+    sheet_degraded_pieces: int | None = 12
 
 
 register_schemas()
@@ -228,14 +238,14 @@ class ConfigError(ValueError):
 
 
 def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> None:
-    for name in ("dnn_steps", "embedder_steps"):
+    for name in ("dnn_steps", "embedder_steps", "sheet_steps"):
         if (value := getattr(options, name)) < 0:
             raise ConfigError(f"report.{name} must be >= 0, got {value}")
     if options.theme_normalize not in theme.NORMALIZATIONS:
         raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
     if options.theme_soundfont_versions < 0:
         raise ConfigError(f"report.theme_soundfont_versions must be >= 0, got {options.theme_soundfont_versions}")
-    for name in ("sync_per_collection", "matching_pieces", "identification_pieces"):
+    for name in ("sync_per_collection", "matching_pieces", "identification_pieces", "sheet_degraded_pieces"):
         if (value := getattr(options, name)) is not None and value < 1:
             raise ConfigError(f"report.{name} must be >= 1 or null (every test piece), got {value}")
     if min(options.index_sizes, default=1) < 1 or min(options.identification_durations, default=1) <= 0:
@@ -335,6 +345,14 @@ def build_report(cfg: DictConfig, debug: str | None, command: str) -> pathlib.Pa
     lines += timed("shingles", retrieval_report.shingle_section, out, test, train=corpus.subset("train"),
                    learned=embedders, rate_hz=rate_hz, results=rows)
     lines += timed("index scale", retrieval_report.index_scale_section, out, sizes=options.index_sizes)
+    if options.sheet_steps > 0:
+        embedder = timed("sheet-audio model", sheet_report.trained_embedder, data, options.sheet_steps,
+                         out / "training", overrides=overrides)
+        note = (f"The sheet-audio embedder trained {options.sheet_steps} steps on pairs of the train pieces, "
+                "the checkpoint with the best validation score on the val pieces "
+                "(`python -m experiments.train experiment=sheet_audio`).")
+        lines += timed("sheet music", sheet_report.sheet_section, out, test, embedder, note,
+                       degraded_pieces=options.sheet_degraded_pieces, results=rows)
     seconds = time.perf_counter() - start
     spent = ", ".join(f"{name} {t:.0f} s" for name, t in timings.items())
     lines += ["## Run", "", provenance.stamp(command, seconds), "", f"Time by section: {spent}.", ""]

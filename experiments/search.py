@@ -4,6 +4,7 @@
                                  [--method auto|fingerprint|matching|shingles|theme] [--top 20] [--out ranked.csv]
     python -m experiments.search --database FOLDER --query theme.mid --method theme
                                  [--chroma standard|enhanced|dnn] [--checkpoint RUN_FOLDER]
+    python -m experiments.search --database FOLDER --query snippet.png --method sheet [--checkpoint RUN_FOLDER]
 
 Methods:
 - ``auto`` (default): ``fingerprint`` for an audio clip of a recording in the
@@ -34,6 +35,12 @@ Methods:
   ``experiments.reproduce`` or ``experiments.train experiment=ctc_chroma``; or
   ``--checkpoint RUN_FOLDER``). The CSV lists every recording (its best
   match), best first.
+- ``sheet`` (Dorfer et al. 2018): a snippet of sheet music (an image or a PDF: a
+  cropped system, a page) found in the recordings: the snippet's systems and
+  the recordings are embedded by the sheet-audio model (trained by
+  ``experiments.reproduce`` or ``experiments.train experiment=sheet_audio``; or
+  ``--checkpoint RUN_FOLDER``) and matched by subsequence DTW; one row per
+  recording, best first (:mod:`experiments.sheet.search`).
 
 The query may be audio (wav, flac, mp3, ...) or a score (MIDI, MusicXML),
 whose chroma comes from its notes. Features and the HNSW index are cached
@@ -52,6 +59,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -73,7 +81,7 @@ from experiments.sync import positive_number, score_events
 SAMPLE_RATE = 22050
 CENS_RATE_HZ = 10.0  # the query's rate; the database is matched at 1 Hz
 SCORE_SUFFIXES = (".mid", ".midi", ".xml", ".musicxml", ".mxl")
-METHODS = ("auto", "fingerprint", "matching", "shingles", "theme")
+METHODS = ("auto", "fingerprint", "matching", "shingles", "theme", "sheet")
 CHROMA_KINDS = ("standard", "enhanced", "dnn")
 THEME_RATE_HZ = 10.0
 MIN_SHINGLE_S = 4.0  # shorter queries carry too little to tell pieces apart
@@ -85,7 +93,7 @@ class SearchConfig:
     """Defaults of the command line (``conf/search/default.yaml``).
 
     Attributes:
-      method: ``auto``, ``fingerprint``, ``matching``, ``shingles`` or ``theme`` (see the module docstring).
+      method: ``auto``, ``fingerprint``, ``matching``, ``shingles``, ``theme`` or ``sheet`` (see the module docstring).
       chroma: the recordings' chroma for ``theme``: ``standard``, ``enhanced`` or ``dnn`` (standard:
         it ranked better than enhanced on the default corpus's train and val pieces; dnn needs a
         trained network).
@@ -372,6 +380,34 @@ def search_fingerprint(clip: np.ndarray, index: fingerprints.FingerprintIndex, t
             for m in found]
 
 
+def search_sheet_music(database: Path, query: Path, top: int, cache_dir: Path,
+                       checkpoint: Path | None = None) -> list[matching.Hit]:
+    """``--method sheet``: a sheet music image found in the recordings of ``database``."""
+    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError, find_run
+    from experiments.sheet.engrave import load_page_images
+    from experiments.sheet.evaluate import SHEET_COMMAND, load_embedder
+    from experiments.sheet.search import search_sheet
+    from experiments.sync.cli import SHEET_RUN_ROOTS
+
+    try:
+        pages = load_page_images([query])
+        embedder = load_embedder(checkpoint or find_run(SHEET_RUN_ROOTS, "sheet_audio", command=SHEET_COMMAND))
+    except (NoTrainedNetworkError, FileNotFoundError, ValueError, ImportError) as error:
+        raise SearchError(str(error)) from None
+    from experiments.sheet.data import spectrogram
+
+    config = embedder.config.features
+    compute = functools.partial(features.audio_features, sr=SAMPLE_RATE, config=config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found, skipped = database_features(database, cache_dir, compute, f"logfreq-{config.rate_hz:g}")
+    _report_skipped(skipped)
+    try:
+        return search_sheet(pages, {k: spectrogram(v) for k, v in found.items()}, embedder, top)
+    except ValueError as error:
+        raise SearchError(f"{query}: {error}") from None
+
+
 def write_csv(hits: Sequence[matching.Hit], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
@@ -395,6 +431,10 @@ def run(database: Path, query: Path, *, method: str = "auto", top: int = 20, out
     if method not in METHODS:
         raise SearchError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     cache_dir = default_cache_dir(database) if cache_dir is None else cache_dir
+    if method == "sheet":
+        hits = search_sheet_music(database, query, top, cache_dir, checkpoint)
+        write_csv(hits, out)
+        return hits
     if method == "theme":
         kind, compute = theme_chroma(chroma, checkpoint)  # a missing network is named before any work
         variants = theme_variants(query, compute)
@@ -443,15 +483,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.search", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
-    parser.add_argument("--query", type=Path, required=True, help="audio excerpt or score (MIDI/MusicXML)")
+    parser.add_argument("--query", type=Path, required=True, help="audio excerpt, score (MIDI/MusicXML), or sheet music image/PDF (--method sheet)")
     parser.add_argument("--method", choices=METHODS, default=defaults.method,
                         help="fingerprint: this very recording (audio identification); matching: the same music "
                              "anywhere in a recording; shingles: versions of a piece; auto: fingerprint, then matching")
     parser.add_argument("--chroma", choices=CHROMA_KINDS, default=defaults.chroma,
                         help="--method theme: the recordings' chroma (dnn: the trained chroma CNN)")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="--chroma dnn: run folder of the network (default: the newest trained by "
-                             "experiments.reproduce or experiments.train experiment=ctc_chroma)")
+                        help="--chroma dnn / --method sheet: run folder of the network (default: the newest "
+                             "trained by experiments.reproduce or experiments.train experiment=ctc_chroma / sheet_audio)")
     parser.add_argument("--top", type=positive_number(int), default=defaults.top,
                         help="number of hits (printed; --method theme writes every recording to the CSV)")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")

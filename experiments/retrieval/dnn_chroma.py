@@ -138,11 +138,13 @@ TRAIN_COMMAND = "python -m experiments.train experiment=ctc_chroma data=small"
 RUN_ROOTS = (Path("reports/latest/training"), Path("logs/ctc_chroma/runs"))  # the report's, then the train app's
 
 
-def find_run(roots=RUN_ROOTS, experiment: str = "ctc_chroma") -> Path:
+def find_run(roots=RUN_ROOTS, experiment: str = "ctc_chroma", *, command: str = TRAIN_COMMAND,
+             option: str = "--checkpoint") -> Path:
     """The newest run folder of ``experiment`` under ``roots`` that holds a best checkpoint.
 
     Raises:
-      NoTrainedNetworkError: naming the command that trains one.
+      NoTrainedNetworkError: naming ``command``, which trains one, and the command-line ``option``
+        that names a run folder instead.
     """
     from experiments.train import RUN_CONFIG
 
@@ -150,8 +152,8 @@ def find_run(roots=RUN_ROOTS, experiment: str = "ctc_chroma") -> Path:
             if (config.parent / "checkpoints" / "best").is_dir() and _task_name(config) == experiment]
     if not runs:
         raise NoTrainedNetworkError(
-            f"no trained chroma network ({experiment}) under {', '.join(map(str, roots))}: train one with "
-            f"`{TRAIN_COMMAND}` (or `python -m experiments.reproduce`), or pass --checkpoint RUN_FOLDER")
+            f"no trained network ({experiment}) under {', '.join(map(str, roots))}: train one with "
+            f"`{command}` (or `python -m experiments.reproduce`), or pass {option} RUN_FOLDER")
     return max(runs, key=lambda run: (run / RUN_CONFIG).stat().st_mtime)
 
 

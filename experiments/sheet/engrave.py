@@ -23,7 +23,7 @@ import numpy as np
 from experiments.data import cache
 
 __all__ = ["EngravingConfig", "Sheet", "StaffBox", "engrave_musicxml", "engrave_piece", "load_page_images",
-           "score_musicxml"]
+           "page_files", "score_musicxml"]
 
 SVG = "{http://www.w3.org/2000/svg}"
 TRANSLATE = re.compile(r"translate\(\s*(-?[\d.]+)[ ,]+(-?[\d.]+)\s*\)")
@@ -194,6 +194,26 @@ def engrave_musicxml(xml: str, config: EngravingConfig = EngravingConfig()) -> S
 def _sheet_to_json(sheet: Sheet) -> dict:
     return {"notes": sheet.notes.tolist(), "staves": [dataclasses.asdict(s) for s in sheet.staves],
             "num_pages": len(sheet.pages)}
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".pdf")
+
+
+def page_files(pages: str | Path) -> list[Path]:
+    """The page files of ``pages``: a folder's images and PDFs in name order, or the one file.
+
+    Raises:
+      FileNotFoundError: ``pages`` does not exist, or the folder holds no image.
+    """
+    pages = Path(pages)
+    if pages.is_dir():
+        files = sorted(p for p in pages.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no page image ({', '.join(IMAGE_SUFFIXES)}) in {pages}")
+        return files
+    if not pages.exists():
+        raise FileNotFoundError(f"no page image or folder at {pages}")
+    return [pages]
 
 
 def load_page_images(paths: Sequence[str | Path]) -> tuple[np.ndarray, ...]:

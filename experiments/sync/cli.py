@@ -1,4 +1,5 @@
-"""The command line: two files or a CSV of pairs -> corresponding times (CSV), a figure, a summary."""
+"""The command line: two files or a CSV of pairs -> corresponding times (CSV), a figure, a summary;
+or sheet music pages and a recording -> the followed position on the pages (``--sheet``)."""
 
 from __future__ import annotations
 
@@ -221,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("b", type=Path, nargs="?", help="audio file or score")
     parser.add_argument("--pairs", type=Path, default=None,
                         help="CSV with columns a,b: align every pair in one process (instead of A B)")
+    parser.add_argument("--sheet", type=Path, default=None, metavar="PAGES",
+                        help="a folder of page images (read in name order), a PDF or one image: follow the "
+                             "recording A on it")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="with --sheet: run folder of a trained sheet-audio model (default: the newest "
+                             "under reports/latest/training and logs/sheet_audio/runs)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--rate", type=positive_number(float), default=defaults.rate_hz, help="feature rate in Hz")
     parser.add_argument("--feature", default=defaults.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
@@ -233,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auto-cells", type=positive_number(float), default=AUTO_CELLS,
                         help="without --multiscale/--full, use multiscale above this many cells")
     args = parser.parse_args(argv)
+    if args.sheet is not None:
+        if args.a is None or args.b is not None or args.pairs is not None:
+            parser.error("--sheet PAGES takes one recording: python -m experiments.sync --sheet PAGES recording.wav --out DIR")
+        return _follow_sheet(args)
     two_files = args.a is not None and args.b is not None
     if (args.pairs is None and not two_files) or (args.pairs is not None and args.a is not None):
         parser.error("give two files A B, or --pairs CSV")
@@ -262,3 +273,25 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{summary['seconds']:.2f} s, {'multiscale' if summary['config']['multiscale'] else 'full'})")
     return 0
 
+
+
+def _follow_sheet(args) -> int:
+    import sys
+
+    from experiments.data import AudioLoadError
+    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError, find_run
+    from experiments.sheet.cli import follow_files
+    from experiments.sheet.evaluate import SHEET_COMMAND, load_embedder
+
+    try:
+        run = args.model or find_run(SHEET_RUN_ROOTS, "sheet_audio", command=SHEET_COMMAND, option="--model")
+        summary = follow_files(args.sheet, args.a, args.out, load_embedder(run), sample_rate=args.sample_rate)
+    except (NoTrainedNetworkError, AudioLoadError, FileNotFoundError, ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'follow.csv'} and {args.out / 'follow.png'} ({summary['pages']} pages, "
+          f"{summary['systems']} systems, {summary['frames']} frames, {summary['seconds']:.1f} s)")
+    return 0
+
+
+SHEET_RUN_ROOTS = (Path("reports/latest/training"), Path("logs/sheet_audio/runs"))

@@ -41,12 +41,14 @@ class TestExperiments:
     def test_all_listed(self):
         assert set(EXPERIMENTS) == {
             "ctc_chroma", "strong_chroma", "linear_scaling_chroma", "soft_dtw_chroma", "deep_chroma",
-            "shingle_embedder_6", "shingle_embedder_12", "shingle_embedder_30",
+            "shingle_embedder_6", "shingle_embedder_12", "shingle_embedder_30", "sheet_audio",
         }
 
-    # The 6- and 30-dim embedders differ from the 12-dim one only in a size (test_shingle_dims).
+    # The 6- and 30-dim embedders differ from the 12-dim one only in a size (test_shingle_dims);
+    # sheet_audio trains on engraved corpus pieces (tests/experiments/test_sheet.py).
     @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in ("shingle_embedder_6",
-                                                                                "shingle_embedder_30")])
+                                                                                "shingle_embedder_30",
+                                                                                "sheet_audio")])
     def test_runs_two_steps(self, experiment, tmp_path):
         cfg = compose_train(tmp_path, [f"experiment={experiment}"])
         metrics, objects = train_app.train(cfg)
