@@ -103,8 +103,9 @@ def sheet_section(out: pathlib.Path, corpus, embedder: Embedder, note: str, *, d
         clean = following_errors({"": followers["learned embeddings, soft-DTW path"]}, sheets, chosen, spectrograms)[""]
         scanned = following_errors({"": followers["learned embeddings, soft-DTW path"]}, degraded, chosen,
                                    spectrograms)[""]
-        summaries[f"same, {len(degraded)} pieces, engraved pages"] = following_summary(clean)
-        summaries[f"same, {len(degraded)} pieces, scan-like pages"] = following_summary(scanned)
+        pieces = f"{len(degraded)} piece{'s' if len(degraded) != 1 else ''}"
+        summaries[f"same, {pieces}, engraved pages"] = following_summary(clean)
+        summaries[f"same, {pieces}, scan-like pages"] = following_summary(scanned)
     retrieval = retrieval_summary(embedder, sheets, versions, spectrograms)
     shown = _figure(out, embedder, sheets, versions, spectrograms)
 

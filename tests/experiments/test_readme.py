@@ -61,6 +61,9 @@ def needs_skip(command: str) -> str | None:
 def workdir(tiny_corpus, tmp_path_factory):
     """A folder with the files the README's commands name."""
     import music21
+    from PIL import Image
+
+    from experiments.sheet.engrave import engrave_musicxml, score_musicxml
 
     work = tmp_path_factory.mktemp("readme")
     first, second = tiny_corpus.versions_of(next(iter(tiny_corpus.pieces)))[:2]
@@ -74,6 +77,11 @@ def workdir(tiny_corpus, tmp_path_factory):
     score = music21.corpus.parse("bach/bwv66.6")
     score.write("midi", fp=str(work / "score.mid"))
     score.parts[0].measures(0, 4).write("midi", fp=str(work / "theme.mid"))  # the soprano's first phrase
+    sheet = engrave_musicxml(score_musicxml(score, 5))  # a chorale of the tiny corpus, engraved
+    (work / "pages").mkdir()
+    for k, page in enumerate(sheet.pages):
+        Image.fromarray(page).save(work / "pages" / f"page-{k}.png")
+    Image.fromarray(sheet.pages[0]).save(work / "page.png")
     return work
 
 
@@ -99,7 +107,7 @@ def check_report(folder: Path) -> None:
     text = (folder / "report.md").read_text()
     for section in ("## Corpus", "## Soft-DTW explained", "## Music synchronization", "## Theme retrieval",
                     "## Audio identification (fingerprints)", "## Audio matching",
-                    "## Shingle retrieval", "## Nearest-neighbour search", "## Run"):
+                    "## Shingle retrieval", "## Nearest-neighbour search", "## Sheet music and audio", "## Run"):
         assert section in text
     assert "| 0.001 | " in text  # soft-DTW down to gamma = 0.001
     assert "| linear (diagonal) |" in text
@@ -115,7 +123,8 @@ def check_report(folder: Path) -> None:
         (run,) = (folder / "training").glob(f"small-*/shingle_embedder_{dim}-*")
         assert (run / "checkpoints" / "best").is_dir()
     for figure in ("expected_alignment.png", "synchronization.png", "matching_curve.png",
-                   "shingle_dimension.png", "index_scale.png", "identification_confidence.png"):
+                   "shingle_dimension.png", "index_scale.png", "identification_confidence.png",
+                   "score_following.png"):
         assert (folder / figure).stat().st_size > 10_000
     results = json.loads((folder / "results.json").read_text())
     splits = [set(results["data"][f"{split}_pieces"]) for split in ("train", "val", "test")]
@@ -124,7 +133,10 @@ def check_report(folder: Path) -> None:
     assert len(theme_rows) == 6 and {row["queries"] for row in theme_rows} == {len(splits[2])}
     assert all(0 <= row["top1_ci95"][0] <= row["top1"] <= row["top1_ci95"][1] for row in theme_rows)
     assert {row["table"] for row in results["rows"]} >= {"synchronization", "audio_identification",
-                                                         "audio_matching", "shingle_retrieval"}
+                                                         "audio_matching", "shingle_retrieval",
+                                                         "score following", "sheet retrieval"}
+    (run,) = (folder / "training").glob("small-*/sheet_audio-*")
+    assert (run / "checkpoints" / "best").is_dir()
 
 
 # Lines whose smoke run repeats what the default run already checks: `pytest -m slow` runs them.

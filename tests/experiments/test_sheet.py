@@ -52,6 +52,20 @@ class TestEngraving:
         np.testing.assert_array_equal(again.notes, piece_sheet.sheet.notes)
         assert all(np.array_equal(a, b) for a, b in zip(again.pages, piece_sheet.sheet.pages))
 
+    def test_pages_from_a_folder_and_a_pdf(self, piece_sheet, tmp_path):
+        page = piece_sheet.sheet.pages[0]
+        Image.fromarray(page).save(tmp_path / "b.png")
+        Image.fromarray(page[::2, ::2]).save(tmp_path / "a.png")
+        (tmp_path / "notes.txt").write_text("not a page")
+        files = engrave.page_files(tmp_path)
+        assert [f.name for f in files] == ["a.png", "b.png"]
+        Image.fromarray(page).convert("RGB").save(tmp_path / "score.pdf", resolution=100.0)
+        (from_pdf,) = engrave.load_page_images([tmp_path / "score.pdf"])
+        assert abs(from_pdf.shape[0] - page.shape[0]) <= 2 and abs(from_pdf.shape[1] - page.shape[1]) <= 2
+        assert len(layout.find_systems([from_pdf])) == len(layout.find_systems([page]))
+        with pytest.raises(FileNotFoundError, match="no page image"):
+            engrave.page_files(tmp_path / "missing")
+
     def test_unreadable_score_is_named(self):
         with pytest.raises(ValueError, match="Verovio could not read"):
             engrave.engrave_musicxml("this is not a score")
