@@ -123,6 +123,55 @@ def _average_precision(ranked_relevant: np.ndarray) -> float:
     return float(np.mean((np.arange(len(hits)) + 1) / (hits + 1))) if hits.size else 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class _Database:
+    """Snippet embeddings ``(K, D)`` of many items: the item of each and where in it (seconds or column)."""
+
+    embeddings: np.ndarray
+    owner: np.ndarray
+    where: np.ndarray
+
+    def best_per_item(self, similarity: np.ndarray, items: int) -> np.ndarray:
+        """``(items,)`` the highest similarity of each item's snippets."""
+        best = np.full(items, -np.inf)
+        np.maximum.at(best, self.owner, similarity)
+        return best
+
+    def best_in(self, similarity: np.ndarray, item: int) -> float:
+        """Where the item's most similar snippet lies."""
+        own = self.owner == item
+        return float(self.where[own][np.argmax(similarity[own])])
+
+
+def _stack(parts) -> _Database:
+    embeddings, owner, where = zip(*parts)
+    return _Database(np.concatenate(embeddings), np.concatenate(owner), np.concatenate(where))
+
+
+def _audio_database(embedder: Embedder, versions, spectrograms, stride_s: float) -> _Database:
+    step = max(int(round(stride_s * embedder.config.rate_hz)), 1)
+    parts = []
+    for k, v in enumerate(versions):
+        frames = np.arange(0, len(spectrograms[v.version_id]), step)
+        parts.append((embedder.audio(spectrograms[v.version_id], frames), np.full(len(frames), k),
+                      frames / embedder.config.rate_hz))
+    return _stack(parts)
+
+
+def _sheet_database(embedder: Embedder, sheets: Sequence[PieceSheet], stride_px: int) -> _Database:
+    parts = []
+    for k, sheet in enumerate(sheets):
+        columns = np.arange(0, sheet.strip.width, stride_px, dtype=np.float64)
+        parts.append((embedder.sheet(sheet.strip, columns), np.full(len(columns), k), columns))
+    return _stack(parts)
+
+
+def _query_result(best: np.ndarray, relevant: np.ndarray, error_s: float) -> tuple[bool, float, float]:
+    """(top-1 hit, average precision, position error) of one query from its items' scores."""
+    ranked = relevant[np.argsort(-best)]
+    return bool(ranked[0]), _average_precision(ranked), error_s
+
+
 def retrieval_summary(embedder: Embedder, sheets: Mapping[str, PieceSheet], versions,
                       spectrograms: Mapping[str, np.ndarray], *, queries_per_item: int = 8,
                       stride_s: float = 0.5, stride_px: int = 8) -> dict[str, dict[str, np.ndarray]]:
@@ -136,70 +185,39 @@ def retrieval_summary(embedder: Embedder, sheets: Mapping[str, PieceSheet], vers
     Returns:
       ``{"sheet_to_audio": {...}, "audio_to_sheet": {...}}``, each with per-query arrays
       ``top1`` (the best item is of the right piece), ``ap`` (average precision over the ranked
-      items) and ``error_s`` (seconds between the best snippet of the right item and the truth).
+      items) and ``error_s`` (seconds between the best snippet of the right item and the truth;
+      sheet -> audio: the median over the piece's recordings).
     """
     rate = embedder.config.rate_hz
     versions = [v for v in versions if v.piece_id in sheets]
     pieces = sorted(sheets)
-    # database of audio snippets
-    audio_rows, audio_owner, audio_time = [], [], []
-    for k, v in enumerate(versions):
-        frames = np.arange(0, len(spectrograms[v.version_id]), max(int(round(stride_s * rate)), 1))
-        audio_rows.append(embedder.audio(spectrograms[v.version_id], frames))
-        audio_owner.append(np.full(len(frames), k))
-        audio_time.append(frames / rate)
-    audio_db, audio_owner, audio_time = map(np.concatenate, (audio_rows, audio_owner, audio_time))
-    # database of score snippets
-    sheet_rows, sheet_owner, sheet_column = [], [], []
-    for k, piece in enumerate(pieces):
-        columns = np.arange(0, sheets[piece].strip.width, stride_px, dtype=np.float64)
-        sheet_rows.append(embedder.sheet(sheets[piece].strip, columns))
-        sheet_owner.append(np.full(len(columns), k))
-        sheet_column.append(columns)
-    sheet_db, sheet_owner, sheet_column = map(np.concatenate, (sheet_rows, sheet_owner, sheet_column))
-
-    out = {"sheet_to_audio": {"top1": [], "ap": [], "error_s": []},
-           "audio_to_sheet": {"top1": [], "ap": [], "error_s": []}}
     version_piece = np.asarray([pieces.index(v.piece_id) for v in versions])
+    audio_db = _audio_database(embedder, versions, spectrograms, stride_s)
+    sheet_db = _sheet_database(embedder, [sheets[p] for p in pieces], stride_px)
+
+    to_audio = []
     for k, piece in enumerate(pieces):
         sheet = sheets[piece]
         chosen = _every(len(sheet.onsets_q), queries_per_item)
         queries = embedder.sheet(sheet.strip, sheet.columns[chosen])
-        similarity = queries @ audio_db.T
-        for q, row in zip(sheet.onsets_q[chosen], similarity):
-            best = np.full(len(versions), -np.inf)
-            np.maximum.at(best, audio_owner, row)
-            ranked = np.argsort(-best)
-            relevant = version_piece[ranked] == k
-            errors = []
-            for j in np.flatnonzero(version_piece == k):  # each recording of the piece: the time it points at
-                own = audio_owner == j
-                errors.append(abs(audio_time[own][np.argmax(row[own])] - float(versions[j].time_map.to_seconds(q))))
-            _append(out["sheet_to_audio"], bool(relevant[0]), _average_precision(relevant), float(np.median(errors)))
+        for q, row in zip(sheet.onsets_q[chosen], queries @ audio_db.embeddings.T):
+            errors = [abs(audio_db.best_in(row, j) - float(versions[j].time_map.to_seconds(q)))
+                      for j in np.flatnonzero(version_piece == k)]
+            to_audio.append(_query_result(audio_db.best_per_item(row, len(versions)), version_piece == k,
+                                          float(np.median(errors))))
+    to_sheet = []
     for j, v in enumerate(versions):
-        sheet = sheets[v.piece_id]
+        sheet, k = sheets[v.piece_id], version_piece[j]
         seconds = v.time_map.to_seconds(sheet.onsets_q)
         inside = np.flatnonzero((seconds >= 0) & (seconds * rate < len(spectrograms[v.version_id])))
         chosen = inside[_every(len(inside), queries_per_item)]
         queries = embedder.audio(spectrograms[v.version_id], seconds[chosen] * rate)
-        similarity = queries @ sheet_db.T
-        k = version_piece[j]
-        for index, row in zip(chosen, similarity):
-            best = np.full(len(pieces), -np.inf)
-            np.maximum.at(best, sheet_owner, row)
-            relevant = np.argsort(-best) == k
-            own = sheet_owner == k
-            pointed_q = sheet.quarters_of(sheet_column[own][np.argmax(row[own])])
-            error = abs(float(v.time_map.to_seconds(pointed_q)) - seconds[index])
-            _append(out["audio_to_sheet"], bool(relevant[0]), _average_precision(relevant), error)
-    return {direction: {key: np.asarray(values) for key, values in results.items()}
-            for direction, results in out.items()}
-
-
-def _append(results: dict, top1: bool, ap: float, error_s: float) -> None:
-    results["top1"].append(top1)
-    results["ap"].append(ap)
-    results["error_s"].append(error_s)
+        for index, row in zip(chosen, queries @ sheet_db.embeddings.T):
+            pointed_s = float(v.time_map.to_seconds(sheet.quarters_of(sheet_db.best_in(row, k))))
+            to_sheet.append(_query_result(sheet_db.best_per_item(row, len(pieces)), np.arange(len(pieces)) == k,
+                                          abs(pointed_s - seconds[index])))
+    return {direction: dict(zip(("top1", "ap", "error_s"), map(np.asarray, zip(*results))))
+            for direction, results in (("sheet_to_audio", to_audio), ("audio_to_sheet", to_sheet))}
 
 
 # ----------------------------------------------------------------------------- degraded pages

@@ -76,8 +76,8 @@ def sheet_section(out: pathlib.Path, corpus, embedder: Embedder, note: str, *, d
                   results: list | None = None) -> list[str]:
     """Score following on the engraved and on scan-like pages, retrieval in both directions, a figure.
 
-    ``corpus``: the test pieces; ``note``: how the model was trained. ``degraded_pieces``: the first this many engraved test pieces are
-    also degraded (None: all).
+    ``corpus``: the test pieces; ``note``: how the model was trained. ``degraded_pieces``: the first
+    this many engraved test pieces are also degraded (None: all).
     """
     from experiments.retrieval.metrics import bootstrap_interval
     from experiments.retrieval.report import result_record
