@@ -56,20 +56,22 @@ def _blocked_to_inf(C, allowed):
     return C if allowed is None else jnp.where(allowed, C, jnp.asarray(jnp.inf, C.dtype))
 
 
-def _use_pallas(impl: str) -> bool:
-    """Resolve ``impl``: whether the Pallas kernel runs."""
+def _backend(impl: str) -> str:
+    """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode)."""
     if impl not in ("auto", "xla", "pallas"):
         raise ValueError(f"`impl` must be 'auto', 'xla' or 'pallas', got {impl!r}.")
-    return impl == "pallas" or (impl == "auto" and _pallas.on_gpu())
+    if impl == "xla" or (impl == "auto" and not _pallas.on_gpu()):
+        return "xla"
+    return "pallas" if _pallas.on_gpu() else "interpret"
 
 
-@functools.partial(jax.jit, static_argnames=("rec", "pallas"))
-def _value(C, gamma, ends, allowed, rec, pallas):
+@functools.partial(jax.jit, static_argnames=("rec", "backend"))
+def _value(C, gamma, ends, allowed, rec, backend):
     gamma = jnp.asarray(gamma, C.dtype)
     cost = _blocked_to_inf(C, allowed)
-    if pallas:
-        return _pallas.alignment_value(rec, not _pallas.on_gpu(), cost, gamma, ends)
-    return _core.alignment_value(rec, C.shape, cost, gamma, ends)
+    if backend == "xla":
+        return _core.alignment_value(rec, C.shape, cost, gamma, ends)
+    return _pallas.alignment_value(rec, backend == "interpret", cost, gamma, ends)
 
 
 @_with_options_doc
@@ -120,9 +122,9 @@ def soft_dtw(
       >>> values, grads = jax.vmap(jax.value_and_grad(sdtw.soft_dtw), in_axes=(0, None))(Cs, 0.1)
     """
     _checks.check_gamma(gamma)
-    pallas = _use_pallas(impl)
+    backend = _backend(impl)
     C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, False)
-    return _value(C, gamma, ends, allowed, rec, pallas)
+    return _value(C, gamma, ends, allowed, rec, backend)
 
 
 @_with_options_doc
@@ -172,9 +174,9 @@ def dtw(
     Returns:
       Scalar; +inf when no admissible alignment exists.
     """
-    pallas = _use_pallas(impl)
+    backend = _backend(impl)
     C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, True)
-    return _value(C, 1.0, ends, allowed, rec, pallas)
+    return _value(C, 1.0, ends, allowed, rec, backend)
 
 
 @_with_options_doc
@@ -228,7 +230,7 @@ def dtw_path(
     """
     C = _checks.as_cost_matrix(C)
     ends = _checks.end_indices(C.shape, lengths, band)  # concrete lengths are checked here, not traced
-    _use_pallas(impl)  # an unknown impl fails here, not inside jit
+    _backend(impl)  # an unknown impl fails here, not inside jit
     value, indicator = _value_and_path_indicator(C, ends, mask, band, tuple(weights), bool(subsequence), impl)
     if np.isnan(value):
         raise ValueError("`C` holds NaN: there is no optimal path (sdtw.checked locates the NaN).")

@@ -204,5 +204,46 @@ class TestImpl:
         assert jax.default_backend() != "gpu" and "pallas_call" not in traced("auto")
         assert "pallas_call" not in traced("xla")
         assert "pallas_call" in traced("pallas") and "grid=(3,)" in traced("pallas")  # one program per pair
+        assert _api._backend("pallas") == "interpret"
         monkeypatch.setattr(sdtw._pallas, "on_gpu", lambda: True)
-        assert _api._use_pallas("auto") and not _api._use_pallas("xla")
+        assert [_api._backend(impl) for impl in ("auto", "xla", "pallas")] == ["pallas", "xla", "pallas"]
+
+
+class TestTritonLowering:
+    """The kernels as a GPU would run them lower to Triton IR, checked here without a GPU.
+
+    Cross-platform lowering stops at the Triton dialect (the Pallas lowering
+    checks that loads and stores have power-of-two sizes; the module is
+    verified); compiling it to PTX and running it needs a GPU.
+    """
+
+    @pytest.fixture(autouse=True)
+    def as_on_a_gpu(self, monkeypatch):
+        monkeypatch.setattr(sdtw._pallas, "on_gpu", lambda: True)
+        try:
+            from jax._src.pallas.triton import lowering
+        except ImportError:  # pragma: no cover - internal module moved: lower without verifying
+            return
+        original = lowering.lower_jaxpr_to_triton_module
+
+        def verified(*args, **kwargs):
+            result = original(*args, **kwargs)
+            assert result.module.operation.verify()
+            return result
+
+        monkeypatch.setattr(lowering, "lower_jaxpr_to_triton_module", verified)
+
+    @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+    @pytest.mark.parametrize(
+        "shape, options", [((5, 7), {}), ((13, 4), {"subsequence": True, "weights": (1.0, 2.0, 2.0)}), ((1, 1), {})]
+    )
+    def test_lowers_to_triton(self, dtype, shape, options, x64):
+        functions = {
+            "soft value": lambda c: sdtw.soft_dtw(c, 0.3, impl="pallas", **options),
+            "soft value and gradient": jax.value_and_grad(lambda c: sdtw.soft_dtw(c, 0.3, impl="pallas", **options)),
+            "hard value and gradient": jax.value_and_grad(lambda c: sdtw.dtw(c, impl="pallas", **options)),
+        }
+        for name, fn in functions.items():
+            lowered = jax.jit(jax.vmap(fn)).trace(jnp.ones((2, *shape), dtype)).lower(lowering_platforms=("cuda",))
+            kernels = lowered.as_text().count("xla.gpu.triton")
+            assert kernels == (1 if name == "soft value" else 2), name
