@@ -70,21 +70,20 @@ def _barrier(interpret: bool) -> None:
         plt.debug_barrier()
 
 
-def _cells(k, rows, ends, shape):
+def _cells(k, rows, ends, num_cols):
     """The cells (i, k - i) of anti-diagonal k over the W ``rows``.
 
     Returns:
       (valid, at): (W,) bool, whether the cell lies in the used block
-      (n, m); and the (rows, cols) index vectors, clipped into a table of
-      ``shape`` so that masked lanes still address memory inside it. Tables
-      that are written have W rows: then no two lanes share an address
-      (a masked store in interpret mode writes back what it read, so a
-      shared address could undo another lane's store).
+      (n, m); and the (rows, cols) index vectors into a (W, M) table, the
+      columns clipped so that masked lanes still address memory inside it.
+      Tables that are written have W rows, so no two lanes share an address
+      (a masked store in interpret mode writes back what it read: a shared
+      address could undo another lane's store).
     """
     cols = k - rows
     valid = (rows < ends[0]) & (cols >= 0) & (cols < ends[1])
-    at = (jnp.minimum(rows, shape[0] - 1), jnp.clip(cols, 0, shape[1] - 1))
-    return valid, at
+    return valid, (rows, jnp.clip(cols, 0, num_cols - 1))
 
 
 # ----------------------------------------------------------------------------
@@ -114,8 +113,8 @@ def _forward_kernel(rec: Recursion, interpret: bool, record: bool, params_ref, e
 
     def step(k, carry):
         left, diag = carry  # R(i, j-1) from diagonal k-1, R(i-1, j-1) from k-2
-        valid, at = _cells(k, rows, (n, m), (width, cost_ref.shape[1]))
-        at_cost = (jnp.minimum(at[0], cost_ref.shape[0] - 1), at[1])
+        valid, at = _cells(k, rows, (n, m), cost_ref.shape[1])
+        at_cost = (jnp.minimum(rows, cost_ref.shape[0] - 1), at[1])  # C has N <= W rows
         cost = plt.load(cost_ref.at[at_cost], mask=valid, other=INF)
         up = plt.load(scratch_ref.at[(k - 1) & 1, above], mask=rows > 0, other=INF)  # R(i-1, j)
         candidates = _wavefront._candidates(cost, up, left, diag, k, rows, rec)
@@ -158,7 +157,7 @@ def _backward_kernel(rec: Recursion, interpret: bool, ends_ref, seeds_ref, p_v_r
         # from (i+1, j) on diagonal k+1 and from (i+1, j+1) on diagonal k+2.
         flow_h, flow_v, flow_d1, flow_d2 = carry
         k = n + m - 2 - t
-        valid, at = _cells(k, rows, (n, m), grad_ref.shape)
+        valid, at = _cells(k, rows, (n, m), grad_ref.shape[1])
         seed = plt.load(seeds_ref.at[at[1]], mask=valid & (rows == n - 1), other=0.0)
         adjoint = jnp.where(valid, flow_v + flow_h + flow_d2 + seed, 0.0)
         p_v = plt.load(p_v_ref.at[at], mask=valid, other=0.0)
