@@ -2,11 +2,15 @@
 
     python benchmarks/sdtw_speed.py            # both sizes
     python benchmarks/sdtw_speed.py --quick    # first size only
+    python benchmarks/sdtw_speed.py --impl xla pallas --no-tslearn \
+        --sizes 16x256 256x256 64x512 4x1024 1x4096   # the GPU comparison
 
 Soft-DTW: value and gradient w.r.t. the first sequence of a batch, with the
 squared Euclidean cost, gamma = 0.1, float32 (tslearn computes in float64 on
 the CPU, one pair at a time). Hard DTW: value only.
 Throughput is in million DP cells per second (B * N * M / time).
+``--impl`` picks sdtw's back ends (``impl`` of :func:`sdtw.soft_dtw`), one
+row each; "pallas" off a GPU runs in interpret mode, far too slow to time.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from _timing import best_time, print_table, RECORD_HELP, recorded_output  # noqa
 import sdtw  # noqa: E402
 
 
-def ours_soft(gamma):
+def ours_soft(gamma, impl="auto"):
     def loss(x, y):
-        per_pair = jax.vmap(lambda a, b: sdtw.soft_dtw(sdtw.costs.squared_euclidean(a, b), gamma))
+        per_pair = jax.vmap(lambda a, b: sdtw.soft_dtw(sdtw.costs.squared_euclidean(a, b), gamma, impl=impl))
         return jnp.sum(per_pair(x, y))
 
     return jax.jit(jax.value_and_grad(loss))
@@ -55,8 +59,8 @@ def tslearn_soft(gamma):
     return value_and_grad
 
 
-def ours_hard():
-    return jax.jit(jax.vmap(lambda a, b: sdtw.dtw(sdtw.costs.squared_euclidean(a, b))))
+def ours_hard(impl="auto"):
+    return jax.jit(jax.vmap(lambda a, b: sdtw.dtw(sdtw.costs.squared_euclidean(a, b), impl=impl)))
 
 
 def tslearn_hard():
@@ -65,7 +69,12 @@ def tslearn_hard():
     return lambda x, y: np.array([dtw(a, b) ** 2 for a, b in zip(x, y)])
 
 
-def bench_size(batch, length, dim, gamma, repeats, with_tslearn):
+def ours_name(impl):
+    """Row name: "sdtw" for the default back end, "sdtw-xla" / "sdtw-pallas" when chosen."""
+    return "sdtw" if impl == "auto" else f"sdtw-{impl}"
+
+
+def bench_size(batch, length, dim, gamma, repeats, with_tslearn, impls=("auto",)):
     key_x, key_y = jax.random.split(jax.random.PRNGKey(0))
     x = jax.random.normal(key_x, (batch, length, dim))
     y = jax.random.normal(key_y, (batch, length, dim))
@@ -73,18 +82,36 @@ def bench_size(batch, length, dim, gamma, repeats, with_tslearn):
     cells = batch * length * length / 1e6
     results = {}
     few = max(1, repeats // 3)  # tslearn is slow at the larger size
-    soft = {"sdtw soft": ours_soft(gamma), "OTT-JAX soft": ott_soft(gamma)}
-    hard = {"sdtw hard": ours_hard()}
+    soft = {f"{ours_name(impl)} soft": ours_soft(gamma, impl) for impl in impls}
+    soft["OTT-JAX soft"] = ott_soft(gamma)
+    hard = {f"{ours_name(impl)} hard": ours_hard(impl) for impl in impls}
     if with_tslearn:
         soft["tslearn soft"], hard["tslearn hard"] = tslearn_soft(gamma), tslearn_hard()
     for name, fn in {**soft, **hard}.items():
         args = (x64, y64) if name.startswith("tslearn") else (x, y)
         results[name] = best_time(lambda: fn(*args), repeats=few if name.startswith("tslearn") else repeats)
+    for fns in (soft, hard):
+        print_agreement([(name, fns[name](x, y)) for name in fns if name.startswith("sdtw")])
     rows = []
+    first = ours_name(impls[0])
     for name, seconds in results.items():
-        reference = results["sdtw soft" if "soft" in name else "sdtw hard"]
+        reference = results[f"{first} soft" if "soft" in name else f"{first} hard"]
         rows.append([f"B={batch} N=M={length}", name, seconds * 1e3, cells / seconds, seconds / reference])
     return rows
+
+
+def print_agreement(outputs):
+    """Largest differences of each back end's outputs (values, gradients) from the first one's."""
+    (reference_name, reference), *others = outputs
+    for name, output in others:
+        gaps = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(output), jax.tree.leaves(reference))]
+        print(f"{name} vs {reference_name}: max |difference| " + ", ".join(f"{gap:.3g}" for gap in gaps))
+
+
+def parse_size(text):
+    """"16x256" -> (16, 256)."""
+    batch, length = text.lower().split("x")
+    return int(batch), int(length)
 
 
 def main():
@@ -92,15 +119,24 @@ def main():
     parser.add_argument("--quick", action="store_true", help="first size only")
     parser.add_argument("--no-tslearn", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--impl", nargs="+", default=["auto"], choices=["auto", "xla", "pallas"],
+        help="sdtw back ends to time, one row each; the ratio column divides by the first",
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", metavar="BxN", type=parse_size,
+        help="batch x length pairs (N = M), e.g. 16x256 4x1024; default 16x256 4x1024",
+    )
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
     with recorded_output(args.record):
-        sizes = [(16, 256)] if args.quick else [(16, 256), (4, 1024)]
+        sizes = args.sizes or [(16, 256), (4, 1024)]
+        sizes = sizes[:1] if args.quick else sizes
         print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32, gamma=0.1, D=12\n")
         rows = []
         for batch, length in sizes:
-            rows += bench_size(batch, length, 12, 0.1, args.repeats, not args.no_tslearn)
-        print_table(["size", "implementation", "ms", "M cells/s", "time / sdtw"], rows)
+            rows += bench_size(batch, length, 12, 0.1, args.repeats, not args.no_tslearn, tuple(args.impl))
+        print_table(["size", "implementation", "ms", "M cells/s", f"time / {ours_name(args.impl[0])}"], rows)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from sdtw import _checks, _core, costs
+from sdtw import _checks, _core, _pallas, costs
 from sdtw._wavefront import Recursion
 
 _OPTIONS_DOC = """
@@ -28,6 +28,13 @@ _OPTIONS_DOC = """
       subsequence: if True, align all N rows (the query) to any contiguous
         run of the M columns (the database): an alignment may start at any
         cell (0, s), adding C(0, s), and end at any cell (n-1, e).
+      impl: "auto" (default): the fused Pallas kernel on GPUs, the XLA
+        wavefront elsewhere; "xla" or "pallas" forces one ("pallas" off a GPU
+        runs the kernel in Pallas interpret mode: same results, slow). The
+        kernel covers every option above; derivatives of the gradient
+        (second order, e.g. the gradient of :func:`sharp_soft_dtw`) always
+        go through the XLA sweeps. :func:`subsequence_dtw` and
+        :func:`accumulated_cost` always run the XLA wavefront.
 """
 
 
@@ -49,10 +56,22 @@ def _blocked_to_inf(C, allowed):
     return C if allowed is None else jnp.where(allowed, C, jnp.asarray(jnp.inf, C.dtype))
 
 
-@functools.partial(jax.jit, static_argnames=("rec",))
-def _value(C, gamma, ends, allowed, rec):
+def _backend(impl: str) -> str:
+    """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode)."""
+    if impl not in ("auto", "xla", "pallas"):
+        raise ValueError(f"`impl` must be 'auto', 'xla' or 'pallas', got {impl!r}.")
+    if impl == "xla" or (impl == "auto" and not _pallas.on_gpu()):
+        return "xla"
+    return "pallas" if _pallas.on_gpu() else "interpret"
+
+
+@functools.partial(jax.jit, static_argnames=("rec", "backend"))
+def _value(C, gamma, ends, allowed, rec, backend):
     gamma = jnp.asarray(gamma, C.dtype)
-    return _core.alignment_value(rec, C.shape, _blocked_to_inf(C, allowed), gamma, ends)
+    cost = _blocked_to_inf(C, allowed)
+    if backend == "xla":
+        return _core.alignment_value(rec, C.shape, cost, gamma, ends)
+    return _pallas.alignment_value(rec, backend == "interpret", cost, gamma, ends)
 
 
 @_with_options_doc
@@ -65,6 +84,7 @@ def soft_dtw(
     mask: jax.Array | None = None,
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     subsequence: bool = False,
+    impl: str = "auto",
 ) -> jax.Array:
     """Soft-DTW: the soft-minimum of the costs of all monotone alignments.
 
@@ -102,8 +122,9 @@ def soft_dtw(
       >>> values, grads = jax.vmap(jax.value_and_grad(sdtw.soft_dtw), in_axes=(0, None))(Cs, 0.1)
     """
     _checks.check_gamma(gamma)
+    backend = _backend(impl)
     C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, False)
-    return _value(C, gamma, ends, allowed, rec)
+    return _value(C, gamma, ends, allowed, rec, backend)
 
 
 @_with_options_doc
@@ -137,6 +158,7 @@ def dtw(
     mask: jax.Array | None = None,
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     subsequence: bool = False,
+    impl: str = "auto",
 ) -> jax.Array:
     """Hard DTW: the minimal cost of a monotone alignment (gamma = 0).
 
@@ -152,8 +174,9 @@ def dtw(
     Returns:
       Scalar; +inf when no admissible alignment exists.
     """
+    backend = _backend(impl)
     C, ends, allowed, rec = _prepare(C, lengths, band, mask, weights, subsequence, True)
-    return _value(C, 1.0, ends, allowed, rec)
+    return _value(C, 1.0, ends, allowed, rec, backend)
 
 
 @_with_options_doc
@@ -171,9 +194,10 @@ def alignment_matrix(C: jax.Array, **options: Any) -> jax.Array:
     return jax.grad(dtw)(C, **options)
 
 
-@functools.partial(jax.jit, static_argnames=("band", "weights", "subsequence"))
-def _value_and_path_indicator(C, ends, mask, band, weights, subsequence):
-    return jax.value_and_grad(dtw)(C, lengths=ends, band=band, mask=mask, weights=weights, subsequence=subsequence)
+@functools.partial(jax.jit, static_argnames=("band", "weights", "subsequence", "impl"))
+def _value_and_path_indicator(C, ends, mask, band, weights, subsequence, impl):
+    options = dict(lengths=ends, band=band, mask=mask, weights=weights, subsequence=subsequence, impl=impl)
+    return jax.value_and_grad(dtw)(C, **options)
 
 
 def dtw_path(
@@ -184,6 +208,7 @@ def dtw_path(
     mask: jax.Array | None = None,
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     subsequence: bool = False,
+    impl: str = "auto",
 ) -> np.ndarray:
     """The optimal alignment path as an int array (L, 2) of (row, column) pairs.
 
@@ -205,7 +230,8 @@ def dtw_path(
     """
     C = _checks.as_cost_matrix(C)
     ends = _checks.end_indices(C.shape, lengths, band)  # concrete lengths are checked here, not traced
-    value, indicator = _value_and_path_indicator(C, ends, mask, band, tuple(weights), bool(subsequence))
+    _backend(impl)  # an unknown impl fails here, not inside jit
+    value, indicator = _value_and_path_indicator(C, ends, mask, band, tuple(weights), bool(subsequence), impl)
     if np.isnan(value):
         raise ValueError("`C` holds NaN: there is no optimal path (sdtw.checked locates the NaN).")
     if np.isinf(value):

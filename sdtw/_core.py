@@ -65,21 +65,44 @@ class _Geometry:
         return ends[::-1] if self.transposed else ends
 
 
-def _end_value(row_values, ends, m, inv_gamma, rec: Recursion):
-    """Value, and seeds d value / d R(n-1, j) for the M columns j, from the (K,)
-    values R(n-1, k - n + 1) of every anti-diagonal k."""
-    end_row, end_col = ends[0] - 1, ends[1] - 1
-    cols = jnp.arange(m)
+def end_of_row(last_row, end_col, inv_gamma, rec: Recursion):
+    """Value, and seeds d value / d R(n-1, j), from the last used row.
+
+    Args:
+      last_row: (M,) values R(n-1, j); entries past ``end_col`` are ignored
+        (they may hold anything, NaN included).
+      end_col: scalar int, m - 1.
+      inv_gamma: scalar 1 / gamma (unused when ``rec.hard``).
+
+    Returns:
+      (value, seeds): the scalar value, +inf when no admissible alignment
+      exists, and (M,) seeds, zero then (NaN costs stay NaN).
+    """
+    cols = jnp.arange(last_row.shape[0])
+    used = cols <= end_col
     if not rec.subsequence:
-        return row_values[end_row + end_col], (cols == end_col).astype(row_values.dtype)
-    last_row = jax.lax.dynamic_slice_in_dim(row_values, end_row, m)
-    candidates = jnp.where(cols <= end_col, last_row, INF)
-    low = jnp.min(candidates)
-    if rec.hard:
-        return low, (cols == jnp.argmin(candidates)).astype(row_values.dtype)
-    weights = jnp.exp((jnp.where(low == INF, 0.0, low) - candidates) * inv_gamma)
-    total = jnp.sum(weights)
-    return low - jnp.log(total) / inv_gamma, weights / total
+        value, seeds = last_row[end_col], (cols == end_col).astype(last_row.dtype)
+    else:
+        candidates = jnp.where(used, last_row, INF)
+        low = jnp.min(candidates)
+        if rec.hard:
+            value, seeds = low, (cols == jnp.argmin(candidates)).astype(last_row.dtype)
+        else:
+            weights = jnp.exp((jnp.where(low == INF, 0.0, low) - candidates) * inv_gamma)
+            total = jnp.sum(weights)
+            value, seeds = low - jnp.log(total) / inv_gamma, weights / total
+    reachable = value != INF
+    return jnp.where(reachable, value, jnp.inf), jnp.where(reachable & used, seeds, 0.0)
+
+
+def gamma_gradient(value, grad, cost, inv_gamma):
+    """d value / d gamma = (value - <grad, C>) / gamma: every alignment's cost is linear in C.
+
+    Inadmissible cells may hold +inf where ``grad`` is exactly 0; an
+    unreachable end (value +inf) gives 0.
+    """
+    expected_cost = jnp.sum(jnp.where(grad != 0, grad * cost, 0.0))
+    return jnp.where(value != INF, (value - expected_cost) * inv_gamma, 0.0)
 
 
 def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
@@ -89,11 +112,9 @@ def _sweep(rec: Recursion, shape, cost, gamma, ends, record):
     steps, row_values = _wavefront.forward(
         packed, geometry.layout, inv_gamma, ends[0] - 1, geometry.rec, record=record
     )
-    value, seeds = _end_value(row_values, ends, geometry.cols, inv_gamma, geometry.rec)
-    reachable = value != INF  # NaN costs stay NaN
-    value = jnp.where(reachable, value, jnp.inf)
-    seeds = jnp.where(reachable, seeds, 0.0)
-    return value, (packed, steps, seeds, ends, inv_gamma, value, reachable)
+    last_row = jax.lax.dynamic_slice_in_dim(row_values, ends[0] - 1, geometry.cols)
+    value, seeds = end_of_row(last_row, ends[1] - 1, inv_gamma, geometry.rec)
+    return value, (packed, steps, seeds, ends, inv_gamma, value)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -120,16 +141,14 @@ def _fwd(rec, shape, cost, gamma, ends):
 
 
 def _bwd(rec, shape, saved, cotangent):
-    (packed, steps, seeds, ends, inv_gamma, value, reachable), gamma = saved
+    (packed, steps, seeds, ends, inv_gamma, value), gamma = saved
     geometry = _Geometry.of(rec, shape)
     packed_grad = _wavefront.backward(steps, geometry.layout, ends[0] - 1, seeds, geometry.rec)
     grad = geometry.unpack(packed_grad)
     if rec.hard:
         gamma_grad = jnp.zeros_like(gamma)
     else:
-        # Inadmissible cells hold +inf where the gradient is exactly 0.
-        expected_cost = jnp.sum(jnp.where(packed_grad != 0, packed_grad * packed, 0.0))
-        gamma_grad = jnp.where(reachable, (value - expected_cost) * inv_gamma, 0.0)
+        gamma_grad = gamma_gradient(value, packed_grad, packed, inv_gamma)
         gamma_grad = (cotangent * gamma_grad).astype(jnp.result_type(gamma))
     return cotangent * grad, gamma_grad, None
 
