@@ -28,9 +28,9 @@ _OPTIONS_DOC = """
       subsequence: if True, align all N rows (the query) to any contiguous
         run of the M columns (the database): an alignment may start at any
         cell (0, s), adding C(0, s), and end at any cell (n-1, e).
-      impl: "auto" (default): the fused Pallas kernel on GPUs, the XLA
-        wavefront elsewhere; "xla" or "pallas" forces one ("pallas" off a GPU
-        runs the kernel in Pallas interpret mode: same results, slow). The
+      impl: "auto" (default) and "xla": the XLA wavefront; "pallas": the
+        fused Pallas kernel, compiled by Triton on GPUs and run in Pallas
+        interpret mode elsewhere (same results, slow). The
         kernel covers every option above; derivatives of the gradient
         (second order, e.g. the gradient of :func:`sharp_soft_dtw`) always
         go through the XLA sweeps. :func:`subsequence_dtw` and
@@ -60,7 +60,7 @@ def _backend(impl: str) -> str:
     """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode)."""
     if impl not in ("auto", "xla", "pallas"):
         raise ValueError(f"`impl` must be 'auto', 'xla' or 'pallas', got {impl!r}.")
-    if impl == "xla" or (impl == "auto" and not _pallas.on_gpu()):
+    if impl in ("auto", "xla"):  # the Pallas kernel becomes the GPU default once timed and checked on a GPU
         return "xla"
     return "pallas" if _pallas.on_gpu() else "interpret"
 
