@@ -383,18 +383,17 @@ def search_fingerprint(clip: np.ndarray, index: fingerprints.FingerprintIndex, t
 def search_sheet_music(database: Path, query: Path, top: int, cache_dir: Path,
                        checkpoint: Path | None = None) -> list[matching.Hit]:
     """``--method sheet``: a sheet music image found in the recordings of ``database``."""
-    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError, find_run
+    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError
+    from experiments.sheet.data import spectrogram
     from experiments.sheet.engrave import load_page_images
-    from experiments.sheet.evaluate import SHEET_COMMAND, load_embedder
+    from experiments.sheet.evaluate import find_embedder
     from experiments.sheet.search import search_sheet
-    from experiments.sync.cli import SHEET_RUN_ROOTS
 
     try:
         pages = load_page_images([query])
-        embedder = load_embedder(checkpoint or find_run(SHEET_RUN_ROOTS, "sheet_audio", command=SHEET_COMMAND))
+        embedder = find_embedder(checkpoint, option="--checkpoint")
     except (NoTrainedNetworkError, FileNotFoundError, ValueError, ImportError) as error:
         raise SearchError(str(error)) from None
-    from experiments.sheet.data import spectrogram
 
     config = embedder.config.features
     compute = functools.partial(features.audio_features, sr=SAMPLE_RATE, config=config)
@@ -483,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.search", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", type=Path, required=True, help="folder of audio files")
-    parser.add_argument("--query", type=Path, required=True, help="audio excerpt, score (MIDI/MusicXML), or sheet music image/PDF (--method sheet)")
+    parser.add_argument("--query", type=Path, required=True,
+                        help="audio excerpt, score (MIDI/MusicXML), or sheet music image/PDF (--method sheet)")
     parser.add_argument("--method", choices=METHODS, default=defaults.method,
                         help="fingerprint: this very recording (audio identification); matching: the same music "
                              "anywhere in a recording; shingles: versions of a piece; auto: fingerprint, then matching")
@@ -491,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="--method theme: the recordings' chroma (dnn: the trained chroma CNN)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="--chroma dnn / --method sheet: run folder of the network (default: the newest "
-                             "trained by experiments.reproduce or experiments.train experiment=ctc_chroma / sheet_audio)")
+                             "trained by experiments.reproduce or experiments.train experiment=ctc_chroma / "
+                             "sheet_audio)")
     parser.add_argument("--top", type=positive_number(int), default=defaults.top,
                         help="number of hits (printed; --method theme writes every recording to the CSV)")
     parser.add_argument("--out", type=Path, default=Path("ranked.csv"), help="ranked CSV to write")

@@ -135,7 +135,7 @@ def _staff_box(staff: ET.Element, page: int, system: int, scale: float, dx: floa
     return StaffBox(page, system, min(ys) * scale, max(ys) * scale, min(xs) * scale, max(xs) * scale)
 
 
-def _page_layout(svg: str, page: int) -> tuple[list[StaffBox], dict[str, tuple[float, float]], float]:
+def _page_layout(svg: str, page: int) -> tuple[list[StaffBox], dict[str, tuple[float, float]]]:
     """Staves and note-head centres ``{note id: (x, y)}`` of one SVG page, in page pixels.
 
     Verovio draws everything inside one ``page-margin`` group shifted by the page margins.
@@ -159,7 +159,7 @@ def _page_layout(svg: str, page: int) -> tuple[list[StaffBox], dict[str, tuple[f
     staff_space = np.median([(b.bottom - b.top) / 4 for b in staves]) if staves else 0.0
     # A note head's anchor is its left edge; its glyph is about 1.2 staff spaces wide.
     heads = {k: ((x + dx) * scale + 0.6 * staff_space, (y + dy) * scale) for k, (x, y) in heads.items()}
-    return staves, heads, scale
+    return staves, heads
 
 
 def engrave_musicxml(xml: str, config: EngravingConfig = EngravingConfig()) -> Sheet:
@@ -179,7 +179,7 @@ def engrave_musicxml(xml: str, config: EngravingConfig = EngravingConfig()) -> S
     for page in range(toolkit.getPageCount()):
         svg = toolkit.renderToSVG(page + 1)
         pages.append(_rasterize(svg))
-        page_staves, heads, _ = _page_layout(svg, page)
+        page_staves, heads = _page_layout(svg, page)
         staves += page_staves
         for note, (x, y) in heads.items():
             if note in onsets:  # tied continuations and grace notes have no onset of their own

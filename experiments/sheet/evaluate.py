@@ -13,6 +13,7 @@ an audio snippet ranks the pieces and points at a strip position.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -21,10 +22,11 @@ from experiments.sheet import layout
 from experiments.sheet.data import PieceSheet, SnippetConfig
 from experiments.sheet.follow import Embedder, Following, follow, linear_following
 
-__all__ = ["OnsetErrors", "degrade", "following_errors", "following_summary", "load_embedder",
+__all__ = ["OnsetErrors", "degrade", "find_embedder", "following_errors", "following_summary", "load_embedder",
            "retrieval_summary"]
 
 SHEET_COMMAND = "python -m experiments.train experiment=sheet_audio data=small"
+SHEET_RUN_ROOTS = (Path("reports/latest/training"), Path("logs/sheet_audio/runs"))  # the report's, the train app's
 
 
 def load_embedder(run) -> Embedder:
@@ -37,6 +39,18 @@ def load_embedder(run) -> Embedder:
 
     model, cfg = restore_run(run, "sheet_audio", "sheet-audio embedder", command=SHEET_COMMAND)
     return Embedder(model, SnippetConfig.of_model(cfg.model))
+
+
+def find_embedder(run=None, option: str = "--model") -> Embedder:
+    """The sheet-audio model of ``run``, or of the newest finished run under :data:`SHEET_RUN_ROOTS`.
+
+    Raises:
+      NoTrainedNetworkError: there is none; names the command that trains one and ``option``, the
+        command-line option that names a run folder instead.
+    """
+    from experiments.retrieval.dnn_chroma import find_run
+
+    return load_embedder(run or find_run(SHEET_RUN_ROOTS, "sheet_audio", command=SHEET_COMMAND, option=option))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +87,11 @@ def onset_errors(following: Following, sheet: PieceSheet, version) -> OnsetError
 Follower = Callable[[PieceSheet, np.ndarray], Following]
 
 
-def following_errors(followers: Mapping[str, Follower], sheets: Mapping[str, PieceSheet], versions,
-                     spectrograms: Mapping[str, np.ndarray]) -> dict[str, list[OnsetErrors]]:
-    """Per method, the :class:`OnsetErrors` of every version (of a piece in ``sheets``)."""
-    return {name: [onset_errors(fn(sheets[v.piece_id], spectrograms[v.version_id]), sheets[v.piece_id], v)
-                   for v in versions if v.piece_id in sheets]
-            for name, fn in followers.items()}
+def following_errors(follower: Follower, sheets: Mapping[str, PieceSheet], versions,
+                     spectrograms: Mapping[str, np.ndarray]) -> dict[str, OnsetErrors]:
+    """version id -> the :class:`OnsetErrors` of ``follower`` on it, for every version of a piece in ``sheets``."""
+    return {v.version_id: onset_errors(follower(sheets[v.piece_id], spectrograms[v.version_id]), sheets[v.piece_id], v)
+            for v in versions if v.piece_id in sheets}
 
 
 def learned_follower(embedder: Embedder, **options) -> Follower:

@@ -64,14 +64,10 @@ class Following:
     Attributes:
       times_s: ``(T,)`` audio frame times.
       columns: ``(T,)`` strip column at each frame (fractional).
-      cost: ``(T, S)`` cosine distance of audio frame t and strip snippet s (for figures).
-      snippet_columns: ``(S,)`` strip column of every snippet.
     """
 
     times_s: np.ndarray
     columns: np.ndarray
-    cost: np.ndarray
-    snippet_columns: np.ndarray
 
     def column_at(self, seconds) -> np.ndarray:
         return np.interp(seconds, self.times_s, self.columns)
@@ -97,11 +93,10 @@ def follow(embedder: Embedder, strip: layout.Strip, spec: np.ndarray, *, stride:
     cost = (1.0 - audio @ sheet.T).astype(np.float32)
     path = expected_path(cost, gamma)[1:-1]
     columns = np.interp(path[:, 1], np.arange(len(snippet_columns)), snippet_columns)
-    return Following(np.arange(len(spec)) / embedder.config.rate_hz, columns, cost, snippet_columns)
+    return Following(np.arange(len(spec)) / embedder.config.rate_hz, columns)
 
 
 def linear_following(strip: layout.Strip, num_frames: int, rate_hz: float) -> Following:
     """The baseline that knows nothing: the strip read at constant speed over the recording."""
     times = np.arange(num_frames) / rate_hz
-    return Following(times, np.linspace(0.0, strip.width - 1.0, num_frames), np.zeros((num_frames, 0)),
-                     np.zeros(0))
+    return Following(times, np.linspace(0.0, strip.width - 1.0, num_frames))

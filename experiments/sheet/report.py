@@ -18,9 +18,6 @@ from experiments.sheet.follow import Embedder, follow
 
 __all__ = ["degraded_sheet", "sheet_section", "trained_embedder"]
 
-TRAIN_COMMAND = "python -m experiments.train experiment=sheet_audio"
-
-
 def trained_embedder(data: str, steps: int, run_root: pathlib.Path, overrides=()) -> Embedder:
     """Train (or resume) the sheet-audio model ``steps`` steps on corpus ``data``; its best checkpoint."""
     from experiments.retrieval.dnn_chroma import train_run
@@ -87,10 +84,10 @@ def sheet_section(out: pathlib.Path, corpus, embedder: Embedder, note: str, *, d
     versions = [v for v in corpus.versions if v.piece_id in sheets]
     values = feats.corpus_features(corpus, embedder.config.features, progress=False)
     spectrograms = {v.version_id: spectrogram(values[v.version_id]) for v in versions}
-    followers = {"learned embeddings, soft-DTW path": learned_follower(embedder),
-                 "constant speed (baseline)": linear_follower(rate)}
-    summaries = {name: following_summary(errors)
-                 for name, errors in following_errors(followers, sheets, versions, spectrograms).items()}
+    learned = learned_follower(embedder)
+    errors = {"learned embeddings, soft-DTW path": following_errors(learned, sheets, versions, spectrograms),
+              "constant speed (baseline)": following_errors(linear_follower(rate), sheets, versions, spectrograms)}
+    summaries = {name: following_summary(list(by_version.values())) for name, by_version in errors.items()}
     rng = np.random.default_rng(0)
     degraded, lost = {}, []
     for piece in sorted(sheets)[:degraded_pieces]:
@@ -99,13 +96,11 @@ def sheet_section(out: pathlib.Path, corpus, embedder: Embedder, note: str, *, d
         except ValueError as error:
             lost.append(f"{piece} ({error})")
     if degraded:
-        chosen = [v for v in versions if v.piece_id in degraded]
-        clean = following_errors({"": followers["learned embeddings, soft-DTW path"]}, sheets, chosen, spectrograms)[""]
-        scanned = following_errors({"": followers["learned embeddings, soft-DTW path"]}, degraded, chosen,
-                                   spectrograms)[""]
+        scanned = following_errors(learned, degraded, versions, spectrograms)
+        clean = [errors["learned embeddings, soft-DTW path"][version_id] for version_id in scanned]  # run above
         pieces = f"{len(degraded)} piece{'s' if len(degraded) != 1 else ''}"
         summaries[f"same, {pieces}, engraved pages"] = following_summary(clean)
-        summaries[f"same, {pieces}, scan-like pages"] = following_summary(scanned)
+        summaries[f"same, {pieces}, scan-like pages"] = following_summary(list(scanned.values()))
     retrieval = retrieval_summary(embedder, sheets, versions, spectrograms)
     shown = _figure(out, embedder, sheets, versions, spectrograms)
 

@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sheet is not None:
         if args.a is None or args.b is not None or args.pairs is not None:
-            parser.error("--sheet PAGES takes one recording: python -m experiments.sync --sheet PAGES recording.wav --out DIR")
+            parser.error("--sheet PAGES takes one recording: "
+                         "python -m experiments.sync --sheet PAGES recording.wav --out DIR")
         return _follow_sheet(args)
     two_files = args.a is not None and args.b is not None
     if (args.pairs is None and not two_files) or (args.pairs is not None and args.a is not None):
@@ -274,24 +275,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-
 def _follow_sheet(args) -> int:
     import sys
 
     from experiments.data import AudioLoadError
-    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError, find_run
+    from experiments.retrieval.dnn_chroma import NoTrainedNetworkError
     from experiments.sheet.cli import follow_files
-    from experiments.sheet.evaluate import SHEET_COMMAND, load_embedder
+    from experiments.sheet.evaluate import find_embedder
 
     try:
-        run = args.model or find_run(SHEET_RUN_ROOTS, "sheet_audio", command=SHEET_COMMAND, option="--model")
-        summary = follow_files(args.sheet, args.a, args.out, load_embedder(run), sample_rate=args.sample_rate)
+        summary = follow_files(args.sheet, args.a, args.out, find_embedder(args.model), sample_rate=args.sample_rate)
     except (NoTrainedNetworkError, AudioLoadError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out / 'follow.csv'} and {args.out / 'follow.png'} ({summary['pages']} pages, "
           f"{summary['systems']} systems, {summary['frames']} frames, {summary['seconds']:.1f} s)")
     return 0
-
-
-SHEET_RUN_ROOTS = (Path("reports/latest/training"), Path("logs/sheet_audio/runs"))

@@ -153,8 +153,7 @@ class TestFollowing:
     def test_scores_a_perfect_following_as_perfect(self, tiny_corpus, piece_sheet):
         version = tiny_corpus.versions_of(PIECE)[0]
         times = np.arange(0, version.duration_s, 0.1)
-        perfect = Following(times, piece_sheet.column_of(version.time_map.to_quarters(times)), np.zeros((0, 0)),
-                            np.zeros(0))
+        perfect = Following(times, piece_sheet.column_of(version.time_map.to_quarters(times)))
         errors = evaluate.onset_errors(perfect, piece_sheet, version)
         assert errors.seconds.max() < 0.06 and errors.right_system.all()
         late = dataclasses.replace(perfect, times_s=times + 1.0)  # the viewer one second behind
