@@ -124,17 +124,32 @@ def ctc_transitions(
     )
 
 
-def _label_log_probs(log_probs_tbk: jax.Array, labels: jax.Array) -> jax.Array:
-    """`(T, B, N)` log probability of label n at frame t.
+@jax.custom_vjp
+def _label_log_probs(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
+    """`(T, B, N)` log probability of label n at frame t, from `(B, T, K)` log probabilities.
 
     Out-of-range labels (only possible at padded positions, or under `jit`
     where values are not checked) get log probability 0 like optax's one-hot
-    product, and no gradient.
+    product, and no gradient. The gradient is a product with the labels' one-hot
+    matrix: on XLA:CPU that is twice as fast as the scatter-add that transposes a gather.
     """
-    classes = log_probs_tbk.shape[-1]
+    classes = log_probs.shape[-1]
     in_range = (labels >= 0) & (labels < classes)
-    index = jnp.where(in_range, labels, classes)[None, :, :]
-    return jnp.take_along_axis(log_probs_tbk, index, axis=-1, mode="fill", fill_value=0.0)
+    index = jnp.where(in_range, labels, classes)[:, None, :]
+    gathered = jnp.take_along_axis(log_probs, index, axis=-1, mode="fill", fill_value=0.0)
+    return jnp.swapaxes(gathered, 0, 1)
+
+
+def _label_log_probs_fwd(log_probs, labels):
+    one_hot = jax.nn.one_hot(labels, log_probs.shape[-1], dtype=log_probs.dtype)  # out of range: zeros
+    return _label_log_probs(log_probs, labels), one_hot
+
+
+def _label_log_probs_bwd(one_hot, cotangent):
+    return jnp.einsum("tbn,bnk->btk", cotangent, one_hot), None
+
+
+_label_log_probs.defvjp(_label_log_probs_fwd, _label_log_probs_bwd)
 
 
 def ctc_lattice(
@@ -144,9 +159,9 @@ def ctc_lattice(
 
     Arguments as in `ctc_loss`, already checked.
     """
-    log_probs = jax.nn.log_softmax(jnp.swapaxes(logits, 0, 1), axis=-1)  # (T, B, K)
+    log_probs = jax.nn.log_softmax(logits, axis=-1)  # (B, T, K); time-major after the gather
     emissions = _lattice.Emissions(
-        log_blank=log_probs[..., blank_id], log_label=_label_log_probs(log_probs, labels)
+        log_blank=log_probs[..., blank_id].T, log_label=_label_log_probs(log_probs, labels)
     )
     frame_valid = jnp.swapaxes(logit_paddings, 0, 1) == 0
     repeats = jnp.pad(labels[:, 1:] == labels[:, :-1], ((0, 0), (1, 0)))

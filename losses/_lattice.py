@@ -26,14 +26,11 @@ max shift ever meets (-inf) - (-inf).
 
 The gradient of log Z w.r.t. the emissions is the posterior occupancy
 (Rabiner 1989; Graves et al. 2006, eq. 14), computed in a custom VJP by one
-backward recursion, not by differentiating through the forward scan. The
-backward recursion is the forward recursion of the reversed lattice (time
-and states reversed, which for CTC is the lattice of the reversed label
-sequence); under differentiation it runs in the same scan as the forward
-recursion. Its variables include frame t's emission like the alphas do,
-hence
+backward recursion (a reverse scan), not by differentiating through the
+forward scan. Its variables beta_t[s] weigh all paths from state s at frame t
+to the end, frame t's emission excluded, so
 
-    gamma_t[s] = exp(alpha_t[s] + reversed_alpha_t[s] - log_emission_t[s] - log Z).
+    gamma_t[s] = exp(alpha_t[s] + beta_t[s] - log Z).
 
 Both recursions are batched over B and vectorised over the states; they scan
 over time, the leading axis of every per-frame array.
@@ -94,6 +91,11 @@ def _prepend(x: jax.Array, fill: float) -> jax.Array:
     return jnp.concatenate([jnp.full(x.shape[:-1] + (1,), fill, x.dtype), x], axis=-1)
 
 
+def _append(x: jax.Array, fill: float) -> jax.Array:
+    """x with one more column `fill` at the end: `(B, N)` -> `(B, N + 1)`."""
+    return jnp.concatenate([x, jnp.full(x.shape[:-1] + (1,), fill, x.dtype)], axis=-1)
+
+
 def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
     """log(exp(a) + exp(b)) with one exp and one log.
 
@@ -136,24 +138,6 @@ def _advance(alpha, frame, transitions):
     )
 
 
-def _advance_from_first(carry, frame, transitions):
-    """As `_advance`, but the first valid frame starts from the initial weights.
-
-    `carry` is (alpha, started) with `started` a `(B, 1)` bool.
-    """
-    (blank, label), started = carry
-    log_blank, log_label, valid = frame
-    into_blank, into_label = _transition(blank, label, transitions)
-    into_blank = jnp.where(started, into_blank, transitions.initial_blank)
-    into_label = jnp.where(started, into_label, transitions.initial_label)
-    valid = valid[:, None]
-    alpha = (
-        jnp.where(valid, log_blank[:, None] + into_blank, blank),
-        jnp.where(valid, log_label + into_label, label),
-    )
-    return alpha, started | valid
-
-
 def _log_z(alpha, transitions):
     blank, label = alpha
     return jax.nn.logsumexp(
@@ -183,75 +167,49 @@ def _forward(
     return _log_z(alpha_last, transitions), log_alpha
 
 
-def _forward_and_backward(
-    emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
-):
-    """Forward variables and the suffix variables of the reversed lattice, in one scan.
+def _retreat(beta, frame, transitions):
+    """One frame of the backward recursion: the suffix variables before frame t from those at t.
 
-    Step i advances the forward recursion over frame i and the reversed
-    lattice over frame T - 1 - i: the two recursions are independent, and
-    sharing the loop halves its per-step overhead.
-
-    Returns:
-      `(log_z, log_alpha, log_suffix)`: `(B,)`; forward variables as in
-      `_forward`; suffix variables (same shapes, original state order, frame
-      t's emission included) of all paths from each state at frame t on.
+    `beta` holds, for every state at frame t, the log weight of all paths from it to the end,
+    frame t's emission excluded; a state's successors at frame t are itself, blank n -> label n,
+    label n -> blank n + 1 and label n -> label n + 1. Padded frames keep beta.
     """
-    reversed_emissions, reversed_transitions = _reversed(emissions, transitions)
-    in_time_reverse = lambda x: jnp.flip(x, axis=0)  # noqa: E731
+    blank, label = beta
+    log_blank, log_label, valid = frame
+    from_blank = log_blank[:, None] + blank  # frame t's emission included
+    from_label = log_label + label
+    into_label = _append(from_label + transitions.label_entry, NEG)  # blank N has no label N
+    next_skip = _append(transitions.skip_weights[:, 1:], NEG)
+    back_blank = _logaddexp(from_blank, into_label)
+    back_label = _logsumexp3(
+        from_label,
+        from_blank[:, 1:] + transitions.blank_entry,
+        _append(from_label[:, 1:], NEG) + next_skip,
+    )
+    valid = valid[:, None]
+    return jnp.where(valid, back_blank, blank), jnp.where(valid, back_label, label)
+
+
+def _backward(emissions: Emissions, frame_valid: jax.Array, transitions: Transitions):
+    """Suffix variables `(T, B, N+1)`, `(T, B, N)`: for every state at frame t, the log weight
+    of all paths from it to the end, frame t's emission excluded (Rabiner's beta)."""
+
+    def retreat(beta, frame):
+        return _retreat(beta, frame, transitions), beta
+
+    end = (transitions.final_blank, transitions.final_label)
     frames = (emissions.log_blank, emissions.log_label, frame_valid)
-    reversed_frames = tuple(
-        in_time_reverse(x)
-        for x in (reversed_emissions.log_blank, reversed_emissions.log_label, frame_valid)
-    )
-
-    def advance(carry, frame):
-        alpha, reversed_carry = carry
-        frame, reversed_frame = frame
-        alpha = _advance(alpha, frame, transitions)
-        reversed_carry = _advance_from_first(reversed_carry, reversed_frame, reversed_transitions)
-        return (alpha, reversed_carry), (alpha, reversed_carry[0])
-
-    start = (transitions.initial_blank, transitions.initial_label)
-    reversed_start = (
-        (reversed_transitions.initial_blank, reversed_transitions.initial_label),
-        jnp.zeros(frame_valid.shape[1:] + (1,), bool),
-    )
-    (alpha_last, _), (log_alpha, reversed_alpha) = lax.scan(
-        advance, (start, reversed_start), (frames, reversed_frames)
-    )
-    log_suffix = tuple(jnp.flip(in_time_reverse(x), axis=-1) for x in reversed_alpha)
-    return _log_z(alpha_last, transitions), log_alpha, log_suffix
+    _, log_beta = lax.scan(retreat, end, frames, reverse=True)
+    return log_beta
 
 
-def _reversed(emissions: Emissions, transitions: Transitions):
-    """The lattice with its states in reverse order, for a `reverse=True` scan.
-
-    Blank n becomes blank N - n and label n becomes label N - 1 - n; the two
-    entry weights swap roles and the skip into reversed label m is the
-    original skip out of it. A path's weight must not change: the original
-    final weights become initial weights of the last frame, and the
-    original initial weights, which precede a transition into frame 0,
-    become final weights after that transition.
-    """
-    flip = lambda x: jnp.flip(x, axis=-1)  # noqa: E731
-    skip = transitions.skip_weights
-    first_blank, first_label = _transition(
-        transitions.initial_blank, transitions.initial_label, transitions
-    )
-    reversed_transitions = Transitions(
-        blank_entry=transitions.label_entry,
-        label_entry=transitions.blank_entry,
-        skip_weights=jnp.concatenate([skip[..., :1], flip(skip[..., 1:])], axis=-1),
-        initial_blank=flip(transitions.final_blank),
-        initial_label=flip(transitions.final_label),
-        final_blank=flip(first_blank),
-        final_label=flip(first_label),
-    )
-    return Emissions(emissions.log_blank, flip(emissions.log_label)), reversed_transitions
+def _forward_and_backward(emissions: Emissions, frame_valid: jax.Array, transitions: Transitions):
+    """`(log_z, log_alpha, log_beta)`: the forward and the backward recursion, each one scan."""
+    log_z, log_alpha = _forward(emissions, frame_valid, transitions)
+    return log_z, log_alpha, _backward(emissions, frame_valid, transitions)
 
 
-def _occupancy(emissions, frame_valid, log_alpha, log_suffix):
+def _occupancy(frame_valid, log_alpha, log_beta):
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states.
 
     Zero on padded frames. Every path is in exactly one state at each valid
@@ -263,8 +221,7 @@ def _occupancy(emissions, frame_valid, log_alpha, log_suffix):
     cancels, and the occupancies of a frame sum to 1. The exp runs on the whole
     `(T, B, states)` block at once, outside the scan, where XLA vectorises it well.
     """
-    log_emission = (emissions.log_blank[:, :, None], emissions.log_label)
-    joint = [alpha + suffix - emission for alpha, suffix, emission in zip(log_alpha, log_suffix, log_emission)]
+    joint = [alpha + beta for alpha, beta in zip(log_alpha, log_beta)]
     peak = functools.reduce(jnp.maximum, [jnp.max(j, axis=-1, keepdims=True, initial=NEG) for j in joint])
     weights = [jnp.exp(j - peak) for j in joint]  # one exp per state, as with a global Z
     frame_z = sum(w.sum(axis=-1, keepdims=True) for w in weights)
@@ -278,10 +235,8 @@ def _log_partition(emissions, frame_valid, transitions):
 
 
 def _log_partition_fwd(emissions, frame_valid, transitions):
-    # Under differentiation the backward (suffix) recursion is needed anyway:
-    # run it in the same scan as the forward one.
-    log_z, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
-    residuals = (emissions, frame_valid, transitions, log_alpha, log_suffix)
+    log_z, log_alpha, log_beta = _forward_and_backward(emissions, frame_valid, transitions)
+    residuals = (emissions, frame_valid, transitions, log_alpha, log_beta)
     return (log_z, log_alpha), residuals
 
 
@@ -289,8 +244,8 @@ def _log_partition_bwd(residuals, cotangents):
     # The alphas are an output for inspection only: `log_partition` stops
     # their gradient, so their cotangent is always zero and is ignored.
     g_log_z, _ = cotangents
-    emissions, frame_valid, transitions, log_alpha, log_suffix = residuals
-    gamma_blank, gamma_label = _occupancy(emissions, frame_valid, log_alpha, log_suffix)
+    emissions, frame_valid, transitions, log_alpha, log_beta = residuals
+    gamma_blank, gamma_label = _occupancy(frame_valid, log_alpha, log_beta)
     g_blank = g_log_z[None, :] * jnp.sum(gamma_blank, axis=-1)  # blanks share one emission
     g_label = g_log_z[None, :, None] * gamma_label
     g_emissions = Emissions(
@@ -330,8 +285,8 @@ def posterior(
     emissions: Emissions, frame_valid: jax.Array, transitions: Transitions
 ) -> tuple[jax.Array, jax.Array]:
     """Posterior occupancy of blank `(T, B, N+1)` and label `(T, B, N)` states."""
-    _, log_alpha, log_suffix = _forward_and_backward(emissions, frame_valid, transitions)
-    return _occupancy(emissions, frame_valid, log_alpha, log_suffix)
+    _, log_alpha, log_beta = _forward_and_backward(emissions, frame_valid, transitions)
+    return _occupancy(frame_valid, log_alpha, log_beta)
 
 
 def interleave(blank: jax.Array, label: jax.Array) -> jax.Array:
