@@ -24,6 +24,22 @@ def _check_pair(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return x.astype(dtype), y.astype(dtype)
 
 
+@jax.custom_jvp
+def _clip_rounding(distances: jax.Array) -> jax.Array:
+    """``max(distances, 0)`` with the derivative of the exact distances (1).
+
+    The clip only removes rounding below 0, so the true derivative is that of the unclipped
+    expression; and the backward pass then needs no (N, M) mask of clipped cells, which
+    would keep a cost-sized buffer alive through the whole soft-DTW backward sweep.
+    """
+    return jnp.maximum(distances, 0.0)
+
+
+@_clip_rounding.defjvp
+def _clip_rounding_jvp(primals, tangents):
+    return _clip_rounding(primals[0]), tangents[0]
+
+
 def squared_euclidean(x: jax.Array, y: jax.Array) -> jax.Array:
     """C(i, j) = ||x_i - y_j||^2, clipped at 0 against rounding.
 
@@ -36,7 +52,7 @@ def squared_euclidean(x: jax.Array, y: jax.Array) -> jax.Array:
     x, y = _check_pair(x, y)
     sq_x = jnp.sum(x * x, axis=1)[:, None]
     sq_y = jnp.sum(y * y, axis=1)[None, :]
-    return jnp.maximum(sq_x + sq_y - 2.0 * (x @ y.T), 0.0)
+    return _clip_rounding(sq_x + sq_y - 2.0 * (x @ y.T))
 
 
 def cosine(x: jax.Array, y: jax.Array, *, eps: float = 1e-8) -> jax.Array:

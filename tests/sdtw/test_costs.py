@@ -43,3 +43,13 @@ class TestCosts:
             sdtw.costs.squared_euclidean(X, Y[:, :2])
         with pytest.raises(ValueError, match=r"shape \(N, D\)"):
             sdtw.costs.cosine(X[0], Y)
+
+
+def test_squared_euclidean_gradient_is_that_of_the_exact_distance():
+    # The clip at 0 (rounding) does not change the derivative: 2 (x_i - y_j) per cell,
+    # also where a frame equals another and the computed distance is clipped.
+    x, y = np.asarray(X, np.float32), np.asarray(np.vstack([Y, X[:2]]), np.float32)
+    weights = rng.random((len(x), len(y))).astype(np.float32)
+    grad = jax.grad(lambda x: (sdtw.costs.squared_euclidean(x, y) * weights).sum())(x)
+    expected = 2 * (weights.sum(1)[:, None] * x - weights @ y)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)

@@ -233,3 +233,25 @@ class TestBadInput:
     def test_errors_name_the_argument(self, call, message):
         with pytest.raises(ValueError, match=message):
             call()
+
+
+class TestMemory:
+    """XLA's buffer assignment of the compiled value+grad: exact, deterministic, no timing."""
+
+    @staticmethod
+    def tables(fn, *args) -> float:
+        """Temporaries + outputs of the compiled ``fn``, in units of N * M float32 values."""
+        analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+        n, m = args[0].shape[0], args[-1].shape[0] if len(args) > 1 else args[0].shape[1]
+        return (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / (4 * n * m)
+
+    def test_value_and_grad_from_features_holds_five_tables(self):
+        # The cost matrix, its packed copy, two recorded step probabilities and the gradient: the
+        # squared Euclidean cost keeps no (N, M) mask for its backward pass.
+        x, y = jnp.zeros((512, 12)), jnp.zeros((384, 12))
+        loss = lambda x, y: sdtw.soft_dtw(sdtw.costs.squared_euclidean(x, y), 0.1)  # noqa: E731
+        assert self.tables(jax.value_and_grad(loss), x, y) < 5.1
+
+    def test_value_and_grad_from_cost_holds_five_tables(self):
+        cost = jnp.zeros((512, 384))
+        assert self.tables(jax.value_and_grad(lambda c: sdtw.soft_dtw(c, 0.1)), cost) < 5.1
