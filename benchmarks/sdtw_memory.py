@@ -34,35 +34,26 @@ def build(implementation: str, n: int, source: str = "cost"):
     (n, 12) sequences, the gradient w.r.t. the first (``"features"``)."""
     import jax
     import jax.numpy as jnp
+    from ott.geometry.costs import SoftDTW
+
+    import sdtw
 
     key_x, key_y = jax.random.split(jax.random.PRNGKey(0))
     if source == "features":
-        x = jax.random.normal(key_x, (n, FEATURES), jnp.float32)
-        y = jax.random.normal(key_y, (n, FEATURES), jnp.float32)
+        args = (jax.random.normal(key_x, (n, FEATURES), jnp.float32),
+                jax.random.normal(key_y, (n, FEATURES), jnp.float32))
         if implementation == "sdtw":
-            import sdtw
-
             loss = lambda x, y: sdtw.soft_dtw(sdtw.costs.squared_euclidean(x, y), 0.1)  # noqa: E731
         else:
-            from ott.geometry.costs import SoftDTW
-
             loss = SoftDTW(0.1)  # squared Euclidean ground cost by default
-        return jax.jit(jax.value_and_grad(loss)), (x, y)
-    if implementation == "sdtw":
-        import sdtw
-
-        loss = lambda C: sdtw.soft_dtw(C, 0.1)  # noqa: E731
     else:
-        from ott.geometry.costs import SoftDTW
-
-        # OTT-JAX takes sequences: its recursion runs on C through a ground cost that looks C up.
-        cost_fn = SoftDTW(0.1)
-
-        def loss(C):
-            return _ott_soft_dtw_on_cost(cost_fn, C)
-
-    C = jax.random.uniform(key_x, (n, n), jnp.float32)
-    return jax.jit(jax.value_and_grad(loss)), (C,)
+        args = (jax.random.uniform(key_x, (n, n), jnp.float32),)
+        if implementation == "sdtw":
+            loss = lambda C: sdtw.soft_dtw(C, 0.1)  # noqa: E731
+        else:
+            # OTT-JAX takes sequences: its recursion runs on C through a ground cost that looks C up.
+            loss = lambda C: _ott_soft_dtw_on_cost(SoftDTW(0.1), C)  # noqa: E731
+    return jax.jit(jax.value_and_grad(loss)), args
 
 
 def _ott_soft_dtw_on_cost(cost_fn, C):

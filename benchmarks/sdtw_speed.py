@@ -8,6 +8,9 @@
 Soft-DTW: value and gradient w.r.t. the first sequence of a batch, with the
 squared Euclidean cost, gamma = 0.1, float32 (tslearn computes in float64 on
 the CPU, one pair at a time). Hard DTW: value only.
+Rows "per-pair gradients" time ``vmap(value_and_grad(loss))`` instead of
+``value_and_grad(sum(vmap(loss)))``; their ratio column divides by the
+first back end's per-pair row.
 Throughput is in million DP cells per second (B * N * M / time).
 ``--impl`` picks sdtw's back ends (``impl`` of :func:`sdtw.soft_dtw`), one
 row each; "pallas" off a GPU runs in interpret mode, far too slow to time.
@@ -29,19 +32,25 @@ from _timing import best_time, print_table, RECORD_HELP, recorded_output  # noqa
 import sdtw  # noqa: E402
 
 
-def ours_soft(gamma, impl="auto"):
-    def loss(x, y):
-        per_pair = jax.vmap(lambda a, b: sdtw.soft_dtw(sdtw.costs.squared_euclidean(a, b), gamma, impl=impl))
-        return jnp.sum(per_pair(x, y))
+def ours_soft(gamma, impl="auto", per_pair=False):
+    def loss(a, b):
+        return sdtw.soft_dtw(sdtw.costs.squared_euclidean(a, b), gamma, impl=impl)
 
-    return jax.jit(jax.value_and_grad(loss))
+    return _batched_value_and_grad(loss, per_pair)
 
 
-def ott_soft(gamma):
+def ott_soft(gamma, per_pair=False):
     from ott.geometry.costs import SoftDTW
 
-    cost = SoftDTW(gamma)
-    return jax.jit(jax.value_and_grad(lambda x, y: jnp.sum(jax.vmap(cost)(x, y))))
+    return _batched_value_and_grad(SoftDTW(gamma), per_pair)
+
+
+def _batched_value_and_grad(loss, per_pair):
+    """Jitted value+grad of ``loss`` over a batch of pairs, the two ways users batch:
+    ``value_and_grad(sum(vmap(loss)))``, or per-pair gradients ``vmap(value_and_grad(loss))``."""
+    if per_pair:
+        return jax.jit(jax.vmap(jax.value_and_grad(loss)))
+    return jax.jit(jax.value_and_grad(lambda x, y: jnp.sum(jax.vmap(loss)(x, y))))
 
 
 def tslearn_soft(gamma):
@@ -57,6 +66,9 @@ def tslearn_soft(gamma):
         return total, np.stack(grads)
 
     return value_and_grad
+
+
+PER_PAIR = "per-pair gradients"
 
 
 def ours_hard(impl="auto"):
@@ -84,6 +96,8 @@ def bench_size(batch, length, dim, gamma, repeats, with_tslearn, impls=("auto",)
     few = max(1, repeats // 3)  # tslearn is slow at the larger size
     soft = {f"{ours_name(impl)} soft": ours_soft(gamma, impl) for impl in impls}
     soft["OTT-JAX soft"] = ott_soft(gamma)
+    soft[f"{ours_name(impls[0])} soft, {PER_PAIR}"] = ours_soft(gamma, impls[0], per_pair=True)
+    soft[f"OTT-JAX soft, {PER_PAIR}"] = ott_soft(gamma, per_pair=True)
     hard = {f"{ours_name(impl)} hard": ours_hard(impl) for impl in impls}
     if with_tslearn:
         soft["tslearn soft"], hard["tslearn hard"] = tslearn_soft(gamma), tslearn_hard()
@@ -91,11 +105,12 @@ def bench_size(batch, length, dim, gamma, repeats, with_tslearn, impls=("auto",)
         args = (x64, y64) if name.startswith("tslearn") else (x, y)
         results[name] = best_time(lambda: fn(*args), repeats=few if name.startswith("tslearn") else repeats)
     for fns in (soft, hard):
-        print_agreement([(name, fns[name](x, y)) for name in fns if name.startswith("sdtw")])
+        print_agreement([(name, fns[name](x, y)) for name in fns if name.startswith("sdtw") and PER_PAIR not in name])
     rows = []
     first = ours_name(impls[0])
     for name, seconds in results.items():
-        reference = results[f"{first} soft" if "soft" in name else f"{first} hard"]
+        kind = f"soft, {PER_PAIR}" if PER_PAIR in name else "soft" if "soft" in name else "hard"
+        reference = results[f"{first} {kind}"]
         rows.append([f"B={batch} N=M={length}", name, seconds * 1e3, cells / seconds, seconds / reference])
     return rows
 
