@@ -1,5 +1,7 @@
 """Tests of losses.ctc_loss, ctc_loss_with_forward_probs and ctc_alignment."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,11 +77,15 @@ class TestCTCLoss:
         assert per_example.shape == (args[0].shape[0],)
 
     def test_no_matmul_rounds_the_emissions(self):
-        """Label log-probabilities are gathered, not taken by a one-hot matmul: exact in float32 on
-        any backend, whatever its default matmul precision."""
+        """Label log-probabilities are gathered, not taken by a one-hot matmul, and the one-hot
+        product of the gradient runs at full precision: exact in float32 on any backend, whatever
+        its default matmul precision (TF32 on GPUs)."""
         args = random_batch(**CASES["long_labels"])
         jaxpr = jax.make_jaxpr(jax.value_and_grad(lambda x: losses.ctc_loss(x, *args[1:]).sum()))(args[0])
-        assert "dot_general" not in str(jaxpr)
+        products = re.findall(r"dot_general\[(.*?)\n\s*\]", str(jaxpr), re.S)  # their parameters
+        assert len(products) == 1 and "precision=(Precision.HIGHEST, Precision.HIGHEST)" in products[0]
+        value_only = jax.make_jaxpr(lambda x: losses.ctc_loss(x, *args[1:]).sum())(args[0])
+        assert "dot_general" not in str(value_only)
 
     def test_float32_gradient_is_as_accurate_as_its_inputs(self, x64):
         """Occupancies normalized frame by frame: the float32 gradient within 1.5e-6 of float64
