@@ -47,29 +47,31 @@ def _as_matrix(vectors, name: str) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
-def _brute_force_topk(queries: jax.Array, chunks: jax.Array, chunk_valid: jax.Array, k: int):
-    """Exact k-NN of ``queries`` (Q, D) in ``chunks`` (C, S, D); padded rows are invalid.
+def _brute_force_topk(queries: jax.Array, chunks: jax.Array, chunk_norms: jax.Array, k: int):
+    """Exact k-NN of ``queries`` (Q, D) in ``chunks`` (C, S, D).
 
-    Scans the chunks, keeping the best k (squared distance, id) per query.
+    ``chunk_norms`` (C, S) holds ``||x||^2`` of every row, +inf on padding rows, which therefore
+    never win. Scans the chunks: the best k of a chunk are merged with the best k so far (a top-k
+    over 2k columns), so no (Q, S) block is copied.
     """
     q_norm = jnp.sum(queries * queries, axis=1, keepdims=True)
-    n_queries, chunk_rows = queries.shape[0], chunks.shape[1]
+    chunk_rows = chunks.shape[1]
+    chunk_k = min(k, chunk_rows)
 
     def step(best, inputs):
         best_d, best_i = best
-        index, chunk, valid = inputs
+        index, chunk, norms = inputs
         # ||q - x||^2 = ||q||^2 - 2 q.x + ||x||^2: one matrix product per chunk.
-        d = q_norm - 2.0 * queries @ chunk.T + jnp.sum(chunk * chunk, axis=1)[None, :]
-        d = jnp.where(valid[None, :], jnp.maximum(d, 0.0), jnp.inf)
-        ids = index * chunk_rows + jnp.arange(chunk_rows)
-        all_d = jnp.concatenate([best_d, d], axis=1)
-        all_i = jnp.concatenate([best_i, jnp.broadcast_to(ids, d.shape)], axis=1)
+        neg, pos = jax.lax.top_k(2.0 * queries @ chunk.T - q_norm - norms[None, :], chunk_k)
+        all_d = jnp.concatenate([best_d, -neg], axis=1)
+        all_i = jnp.concatenate([best_i, index * chunk_rows + pos.astype(jnp.int32)], axis=1)
         neg, pos = jax.lax.top_k(-all_d, k)
         return (-neg, jnp.take_along_axis(all_i, pos, axis=1)), None
 
-    init = (jnp.full((n_queries, k), jnp.inf, queries.dtype), jnp.full((n_queries, k), -1, jnp.int32))
-    (best_d, best_i), _ = jax.lax.scan(step, init, (jnp.arange(chunks.shape[0]), chunks, chunk_valid))
-    return jnp.sqrt(best_d), best_i
+    init = (jnp.full((queries.shape[0], k), jnp.inf, queries.dtype),
+            jnp.full((queries.shape[0], k), -1, jnp.int32))
+    (best_d, best_i), _ = jax.lax.scan(step, init, (jnp.arange(chunks.shape[0]), chunks, chunk_norms))
+    return jnp.sqrt(jnp.maximum(best_d, 0.0)), best_i  # rounding can take a distance below 0
 
 
 class BruteForceIndex:
@@ -96,9 +98,10 @@ class BruteForceIndex:
         n_chunks = -(-self.size // rows)
         padded = np.zeros((n_chunks * rows, self.dim), np.float32)
         padded[: self.size] = vectors
-        valid = np.arange(n_chunks * rows) < self.size
+        norms = np.full(n_chunks * rows, np.inf, np.float32)
+        norms[: self.size] = np.sum(padded[: self.size] ** 2, axis=1)
         self._chunks = jnp.asarray(padded.reshape(n_chunks, rows, self.dim))
-        self._valid = jnp.asarray(valid.reshape(n_chunks, rows))
+        self._norms = jnp.asarray(norms.reshape(n_chunks, rows))
         return self
 
     def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +111,7 @@ class BruteForceIndex:
         for start in range(0, queries.shape[0], self.query_chunk):
             q = queries[start:start + self.query_chunk]
             pad = max(8, 1 << (len(q) - 1).bit_length()) - len(q)
-            d, i = _brute_force_topk(jnp.asarray(np.pad(q, ((0, pad), (0, 0)))), self._chunks, self._valid, k)
+            d, i = _brute_force_topk(jnp.asarray(np.pad(q, ((0, pad), (0, 0)))), self._chunks, self._norms, k)
             distances.append(np.asarray(d)[: len(q)])
             ids.append(np.asarray(i)[: len(q)])
         return np.concatenate(distances), np.concatenate(ids).astype(np.int64)

@@ -29,6 +29,14 @@ def test_exact_indexes_equal_numpy(data, kind):
     np.testing.assert_allclose(d, d_ref, rtol=1e-4, atol=1e-4)
 
 
+def test_brute_force_with_chunks_smaller_than_k(data):
+    vectors, queries = data
+    d, ids = index.BruteForceIndex(chunk_size=3).build(vectors[:50]).search(queries, 7)
+    d_ref, ids_ref = _numpy_knn(vectors[:50], queries, 7)
+    np.testing.assert_array_equal(ids, ids_ref)
+    np.testing.assert_allclose(d, d_ref, rtol=1e-4, atol=1e-4)
+
+
 def test_hnsw_recall_against_brute_force(data, tmp_path):
     vectors, queries = data
     _, truth = index.BruteForceIndex().build(vectors).search(queries, 10)
