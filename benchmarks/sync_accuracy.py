@@ -100,7 +100,10 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
     if soundfont is not None:
         sets[f"FluidSynth, {soundfont.name}"] = {
             v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
-    methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed)": sync.default_config(),
+    default = sync.default_config()
+    methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed, straight between onsets)": default,
+               "this project, path as DTW found it (anchor_threshold 0)": dataclasses.replace(default,
+                                                                                        anchor_threshold=0.0),
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
                    sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0, soft_gamma=0.0)}
     n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
@@ -132,6 +135,7 @@ def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
     default = sync.SyncConfig(rate_hz=rate_hz)
     configs = {
         f"full resolution, soft path (gamma {default.soft_gamma:g})": default,
+        "full resolution, soft path, not anchored at onsets": dataclasses.replace(default, anchor_threshold=0.0),
         "full resolution, optimal (hard) path": sync.SyncConfig(rate_hz=rate_hz, soft_gamma=0.0),
         "multiscale": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0, band_radius_s=2.0,
                                       tile_frames=200),
@@ -140,6 +144,8 @@ def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)
     print(f"\n## Synchronization beat error ({corpus.config.name} corpus, project's synthesizer, "
           f"{len(errors['linear (diagonal)'])} beats, chroma at {rate_hz:g} Hz)\n")
+    print(f"DTW rows run straight between the strong onsets of A (anchor_threshold {default.anchor_threshold:g}, "
+          f"anchor_window_s {default.anchor_window_s:g}) unless they say otherwise.\n")
     print("| method | mean (ms) | median (ms) | <= 50 ms (%) | <= 100 ms (%) | <= 200 ms (%) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, errs in errors.items():

@@ -168,7 +168,7 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     a, b = most_warped_pair(corpus)
     x = sync.features.prepare_audio(a.load_audio(), a.sample_rate, full)
     y = sync.features.prepare_audio(b.load_audio(), b.sample_rate, full)
-    sync.plot_alignment(x[0], y[0], sync.features.align_prepared(x, y, full).path, rate_hz, out / "synchronization.png",
+    sync.plot_alignment(x.features, y.features, sync.features.align_prepared(x, y, full).path, rate_hz, out / "synchronization.png",
                         labels=(a.version_id, b.version_id))
     return [
         "## Music synchronization",

@@ -12,9 +12,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from experiments.sync.dtw import CHROMA, align, block_mean
+from experiments.sync.dtw import CHROMA, block_mean
 from experiments.sync.config import SyncConfig, default_config, path_to_seconds
-from experiments.sync.features import Prepared, prepare_audio, prepare_score, score_events
+from experiments.sync.features import Prepared, align_prepared, prepare_audio, prepare_score, score_events
 
 __all__ = ["SyncInputError", "main", "plot_alignment", "positive_number", "synchronize_files",
            "synchronize_pairs", "write_times_csv"]
@@ -136,12 +136,13 @@ def synchronize_files(a: Path, b: Path, out: Path, config: SyncConfig, *, sample
       SyncInputError: an unreadable, empty, silent or too short input, or an unwritable ``out``.
     """
     _writable_folder(out)
-    (x, active_x), kind_a = _prepared(a, sample_rate, config, quantized_midi)
-    (y, active_y), kind_b = _prepared(b, sample_rate, config, quantized_midi)
+    prepared_a, kind_a = _prepared(a, sample_rate, config, quantized_midi)
+    prepared_b, kind_b = _prepared(b, sample_rate, config, quantized_midi)
+    x, y = prepared_a.features, prepared_b.features
     if multiscale is None:
         multiscale = len(x) * len(y) > auto_cells
     config = dataclasses.replace(config, multiscale=multiscale)
-    result = align(x, y, config, active_x=active_x, active_y=active_y)
+    result = align_prepared(prepared_a, prepared_b, config)
     write_times_csv(out / "sync.csv", result.times(), (a.stem, b.stem))
     plot_alignment(x, y, result.path, config.rate_hz, out / "sync.png", labels=(a.name, b.name))
     summary = {"a": str(a), "b": str(b), "kinds": [kind_a, kind_b], "frames": [len(x), len(y)],

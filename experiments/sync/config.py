@@ -34,6 +34,11 @@ class SyncConfig:
         gamma (one point per frame of A: the mean frame of B under the Gibbs distribution over
         paths), which averages out the frame-level jitter of the optimal path; 0: the optimal
         (hard) path. The multiscale mode always uses hard paths.
+      anchor_threshold: > 0: the path keeps only its points at the strong onsets of A (chroma onset
+        norm at least this fraction of the largest within ``anchor_window_s`` around it) and runs
+        straight between them (constant tempo; :func:`experiments.sync.dtw.anchor_at_onsets`);
+        0: the path as DTW found it.
+      anchor_window_s: the window of that comparison in seconds.
     """
 
     feature: str = "chroma_cqt"
@@ -47,6 +52,8 @@ class SyncConfig:
     onset_weight: float = 0.5
     silence_db: float = 30.0
     soft_gamma: float = 0.2
+    anchor_threshold: float = 0.7
+    anchor_window_s: float = 1.6
 
 
 def default_config() -> SyncConfig:

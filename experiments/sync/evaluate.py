@@ -9,7 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments import timebase
-from experiments.sync.dtw import linear_path
+from experiments.sync.dtw import linear_path, path_columns
 from experiments.sync.config import SyncConfig
 from experiments.sync.features import align_prepared, prepare_audio, prepare_score, score_events
 
@@ -17,20 +17,10 @@ __all__ = ["beat_error_stats", "beat_errors", "corpus_beat_errors", "warp_times"
 
 
 def warp_times(times_a: np.ndarray, path: np.ndarray, rate_hz: float) -> np.ndarray:
-    """Map times of A (seconds) to times of B along a warping path (integer or fractional frames).
-
-    Where the path runs horizontally (one frame of A to several of B) the mean
-    B position is used, except on the first frame of A, which maps to the last
-    B of its run, and on the last frame, which maps to the first: there a run
-    is B's lead-in or tail (a score's first note at 0 s against a recording's
-    silence before it), not a note held across it. In between, linear interpolation.
-    """
-    path = np.asarray(path, dtype=np.float64)
-    a, inverse = np.unique(path[:, 0], return_inverse=True)
-    b = np.bincount(inverse, weights=path[:, 1]) / np.bincount(inverse)
-    b[0] = path[inverse == 0, 1].max()
-    if len(a) > 1:
-        b[-1] = path[inverse == len(a) - 1, 1].min()
+    """Map times of A (seconds) to times of B along a warping path (integer or fractional frames):
+    linear interpolation between the frames of A, each at the position of B it maps to
+    (:func:`~experiments.sync.dtw.path_columns`)."""
+    a, b = path_columns(path)
     return timebase.frames_to_seconds(
         np.interp(timebase.seconds_to_frames(times_a, rate_hz, rounding="none"), a, b), rate_hz)
 
@@ -79,7 +69,7 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *,
 
     def prepare(version, config):
         key = (version.version_id, config.feature, config.log_compression, bool(config.onset_weight),
-               config.silence_db)
+               bool(config.anchor_threshold), config.silence_db)
         if key not in prepared:
             audio = version.load_audio() if recordings is None else recordings[version.version_id]
             prepared[key] = prepare_audio(audio, version.sample_rate, config)
@@ -89,7 +79,7 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *,
         for name, config in configs.items():
             x, y = prepare(a, config), prepare(b, config)
             errors[name].append(beat_errors(align_prepared(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
-        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x[0]), len(y[0])), rate_hz, a.beats_s,
+        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x.features), len(y.features)), rate_hz, a.beats_s,
                                                        b.beats_s))
     first = next(iter(configs.values()))
     for v in corpus.versions:

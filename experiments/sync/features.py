@@ -10,11 +10,14 @@ feature rate; each frame is divided by the largest onset norm within 0.8 s (so s
 passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
 A score gives the same features from its note starts.
+
+The same chroma onsets also pick the anchors of a path (``SyncConfig.anchor_threshold``): their
+norm per frame is :attr:`Prepared.onsets`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -24,10 +27,10 @@ from experiments.data.types import NoteEvent, Piece
 from experiments.sync.config import SyncConfig, SyncResult
 from experiments.sync.dtw import align
 
-__all__ = ["active_frames", "audio_chroma", "audio_onsets", "audio_sync_features", "chroma_onsets",
-           "align_prepared", "compress_chroma", "decaying_chroma", "dlnco", "pitch_onsets", "prepare_audio",
-           "prepare_score", "score_active_frames", "score_events",
-           "score_onsets", "score_sync_features", "sync_audio", "sync_score_audio"]
+__all__ = ["Prepared", "active_frames", "align_prepared", "audio_chroma", "audio_chroma_onsets", "audio_onsets",
+           "chroma_onsets", "compress_chroma", "decaying_chroma", "dlnco", "pitch_onsets", "prepare_audio",
+           "prepare_score", "score_active_frames", "score_chroma_onsets", "score_events", "score_onsets",
+           "sync_audio", "sync_score_audio"]
 
 LOWEST_MIDI = 24          # C1; with 84 semitones up to B7
 N_SEMITONES = 84
@@ -119,23 +122,36 @@ def dlnco(onsets: np.ndarray, rate_hz: float, *, local_norm_s: float = LOCAL_NOR
 
 def audio_onsets(audio: np.ndarray, sr: int, rate_hz: float, n_frames: int) -> np.ndarray:
     """DLNCO ``(n_frames, 12)`` of a recording at ``rate_hz``."""
-    return dlnco(chroma_onsets(*pitch_onsets(audio, sr), rate_hz, n_frames), rate_hz)
+    return dlnco(audio_chroma_onsets(audio, sr, rate_hz, n_frames), rate_hz)
 
 
-def score_onsets(events: Sequence[NoteEvent], rate_hz: float, n_frames: int) -> np.ndarray:
-    """DLNCO ``(n_frames, 12)`` of notes: every note start is an onset of strength ``velocity ** 2``."""
+def audio_chroma_onsets(audio: np.ndarray, sr: int, rate_hz: float, n_frames: int) -> np.ndarray:
+    """Chroma onsets ``(n_frames, 12)`` of a recording (:func:`chroma_onsets` of its :func:`pitch_onsets`)."""
+    return chroma_onsets(*pitch_onsets(audio, sr), rate_hz, n_frames)
+
+
+def score_chroma_onsets(events: Sequence[NoteEvent], rate_hz: float, n_frames: int) -> np.ndarray:
+    """Chroma onsets ``(n_frames, 12)`` of notes: every note start is an onset of strength ``velocity ** 2``."""
     times = np.asarray([e.onset_s for e in events])
     pitches = np.asarray([e.pitch for e in events], np.int64)
     strengths = np.asarray([float(e.velocity) ** 2 for e in events])
-    return dlnco(chroma_onsets(times, pitches, strengths, rate_hz, n_frames), rate_hz)
+    return chroma_onsets(times, pitches, strengths, rate_hz, n_frames)
 
 
-def audio_sync_features(audio: np.ndarray, sr: int, config: SyncConfig) -> np.ndarray:
-    """``(T, 12)`` chroma, or ``(T, 24)`` chroma and DLNCO when ``config.onset_weight > 0``."""
-    chroma = audio_chroma(audio, sr, config)
+def score_onsets(events: Sequence[NoteEvent], rate_hz: float, n_frames: int) -> np.ndarray:
+    """DLNCO ``(n_frames, 12)`` of notes (:func:`score_chroma_onsets`)."""
+    return dlnco(score_chroma_onsets(events, rate_hz, n_frames), rate_hz)
+
+
+def _with_onsets(chroma: np.ndarray, onsets: np.ndarray | None, config: SyncConfig) -> np.ndarray:
+    """The feature rows: chroma, followed by the DLNCO of ``onsets`` when ``config.onset_weight > 0``."""
     if not config.onset_weight:
         return chroma
-    return np.concatenate([chroma, audio_onsets(audio, sr, config.rate_hz, len(chroma))], axis=1)
+    return np.concatenate([chroma, dlnco(onsets, config.rate_hz)], axis=1)
+
+
+def _needs_onsets(config: SyncConfig) -> bool:
+    return bool(config.onset_weight or config.anchor_threshold)
 
 
 def decaying_chroma(events: Sequence[NoteEvent], rate_hz: float, n_frames: int, *, decay_s: float = SCORE_DECAY_S,
@@ -156,16 +172,6 @@ def decaying_chroma(events: Sequence[NoteEvent], rate_hz: float, n_frames: int, 
         column = chroma[start:stop, note.pitch % 12]
         np.maximum(column, envelope, out=column)
     return chroma
-
-
-def score_sync_features(events: Sequence[NoteEvent], seconds: float, config: SyncConfig) -> np.ndarray:
-    """The score-side counterpart of :func:`audio_sync_features`, from notes in seconds:
-    :func:`decaying_chroma` (and :func:`score_onsets` when ``config.onset_weight > 0``)."""
-    n_frames = timebase.num_frames(seconds, config.rate_hz)
-    chroma = decaying_chroma(events, config.rate_hz, n_frames)
-    if not config.onset_weight:
-        return chroma
-    return np.concatenate([chroma, score_onsets(events, config.rate_hz, n_frames)], axis=1)
 
 
 def active_frames(audio: np.ndarray, sr: int, rate_hz: float, n_frames: int, silence_db: float
@@ -192,24 +198,49 @@ def score_active_frames(events: Sequence[NoteEvent], rate_hz: float, n_frames: i
     return min(start, n_frames - 1), min(max(stop, start + 1), n_frames)
 
 
-Prepared = tuple[np.ndarray, tuple[int, int]]  # features and their active [start, stop) frames
+class Prepared(NamedTuple):
+    """What :func:`~experiments.sync.dtw.align` needs of one side.
+
+    Attributes:
+      features: ``(T, 12)`` chroma, or ``(T, 24)`` chroma and DLNCO when ``config.onset_weight > 0``
+        (a score: :func:`decaying_chroma` and the DLNCO of its note starts).
+      active: ``[start, stop)`` frames where it is not silent (a score: from the first note start
+        to the last note end).
+      onsets: ``(T,)`` onset strength of every frame (the norm of its chroma onsets), or None
+        where the config uses no onsets.
+    """
+
+    features: np.ndarray
+    active: tuple[int, int]
+    onsets: np.ndarray | None = None
+
+
+def _onset_strength(chroma_onsets: np.ndarray | None) -> np.ndarray | None:
+    return None if chroma_onsets is None else np.linalg.norm(chroma_onsets, axis=1)
 
 
 def prepare_audio(audio: np.ndarray, sr: int, config: SyncConfig) -> Prepared:
-    """What :func:`~experiments.sync.dtw.align` needs of a recording: features and where it is not silent."""
-    x = audio_sync_features(audio, sr, config)
-    return x, active_frames(audio, sr, config.rate_hz, len(x), config.silence_db)
+    """What :func:`~experiments.sync.dtw.align` needs of a recording: features, where it is not
+    silent, and its onsets (one semitone analysis serves the DLNCO and the onset anchors)."""
+    chroma = audio_chroma(audio, sr, config)
+    onsets = audio_chroma_onsets(audio, sr, config.rate_hz, len(chroma)) if _needs_onsets(config) else None
+    active = active_frames(audio, sr, config.rate_hz, len(chroma), config.silence_db)
+    return Prepared(_with_onsets(chroma, onsets, config), active, _onset_strength(onsets))
 
 
 def prepare_score(events: Sequence[NoteEvent], seconds: float, config: SyncConfig) -> Prepared:
-    """What :func:`~experiments.sync.dtw.align` needs of a score: features and the span of its notes."""
-    x = score_sync_features(events, seconds, config)
-    return x, score_active_frames(events, config.rate_hz, len(x))
+    """What :func:`~experiments.sync.dtw.align` needs of a score: features, the span of its notes
+    and their onsets."""
+    n_frames = timebase.num_frames(seconds, config.rate_hz)
+    chroma = decaying_chroma(events, config.rate_hz, n_frames)
+    onsets = score_chroma_onsets(events, config.rate_hz, n_frames) if _needs_onsets(config) else None
+    active = score_active_frames(events, config.rate_hz, n_frames)
+    return Prepared(_with_onsets(chroma, onsets, config), active, _onset_strength(onsets))
 
 
 def align_prepared(a: Prepared, b: Prepared, config: SyncConfig) -> SyncResult:
-    """:func:`~experiments.sync.dtw.align` of two prepared sequences."""
-    return align(a[0], b[0], config, active_x=a[1], active_y=b[1])
+    """:func:`~experiments.sync.dtw.align` of two prepared sequences (anchored at the onsets of ``a``)."""
+    return align(a.features, b.features, config, active_x=a.active, active_y=b.active, onsets_x=a.onsets)
 
 
 def sync_audio(audio_a: np.ndarray, audio_b: np.ndarray, sr: int,
@@ -229,7 +260,7 @@ def sync_score_audio(piece: Piece, audio: np.ndarray, sr: int,
                      config: SyncConfig = SyncConfig()) -> SyncResult:
     """Synchronize a score (sequence A, at its nominal tempo) with a recording (B).
 
-    The score side is :func:`score_sync_features` of its notes; path times on the A axis are
+    The score side is :func:`prepare_score` of its notes; path times on the A axis are
     score seconds at ``piece.qpm`` (score quarter = seconds * qpm / 60).
     """
     score = prepare_score(score_events(piece), piece.end_q * 60.0 / piece.qpm, config)

@@ -158,7 +158,7 @@ class TestCommandLine:
 
     def test_unwritable_out_refused_before_any_work(self, good_wav, tmp_path, capsys, monkeypatch):
         (tmp_path / "a_file").write_text("")
-        monkeypatch.setattr(sync.cli, "align", lambda *a, **k: pytest.fail("aligned before checking --out"))
+        monkeypatch.setattr(sync.cli, "align_prepared", lambda *a, **k: pytest.fail("aligned before checking --out"))
         assert sync.main([str(good_wav), str(good_wav), "--out", str(tmp_path / "a_file" / "out")]) == 2
         assert "cannot write to --out" in capsys.readouterr().err
 
@@ -197,7 +197,7 @@ class TestPairs:
     def test_a_rerun_skips_the_pairs_already_done(self, folder, monkeypatch):
         args = ["--pairs", str(folder / "pairs.csv"), "--out", str(folder / "out"), "--rate", "10"]
         sync.main(args)
-        monkeypatch.setattr(sync.cli, "align", lambda *a, **k: pytest.fail("aligned a pair done before"))
+        monkeypatch.setattr(sync.cli, "align_prepared", lambda *a, **k: pytest.fail("aligned a pair done before"))
         assert sync.main(args) == 1  # the missing file still fails, without stopping the others
         rows = list(csv.DictReader((folder / "out" / "summary.csv").open()))
         assert [r["status"] for r in rows][::2] == ["done before", "done before"]
@@ -256,3 +256,42 @@ def test_soft_path_lands_between_frames_and_is_no_worse(pair):
         errors[gamma] = sync.beat_errors(result.path, FAST.rate_hz, a.beats_s, b.beats_s)
     assert not np.allclose(result.path, np.round(result.path))
     assert np.mean(errors[0.2]) <= np.mean(errors[0.0]) + 0.005
+
+
+class TestOnsetAnchors:
+    def test_strong_onsets_hold_their_own_against_the_largest_nearby(self):
+        from experiments.sync.dtw import strong_onsets
+
+        onsets = np.array([0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.9, 0.2, 0.0])
+        # Frame 3 lies within 2 frames of frame 1's 1.0; frame 9 beside frame 8's 0.9.
+        np.testing.assert_array_equal(strong_onsets(onsets, window=4, threshold=0.7), [1, 8])
+        np.testing.assert_array_equal(strong_onsets(onsets, window=4, threshold=0.4), [1, 3, 8])
+        assert strong_onsets(np.zeros(6), window=4, threshold=0.7).size == 0
+
+    def test_path_kept_at_anchors_and_straight_between(self):
+        from experiments.sync.dtw import anchor_at_onsets
+
+        # A detour between frames 0 and 4 of A, a horizontal run on frame 5, the tail run on frame 6.
+        path = np.array([[0, 0], [1, 3], [2, 3], [3, 3], [4, 4], [5, 5], [5, 6], [6, 8], [6, 9]])
+        anchored = anchor_at_onsets(path, np.array([4]), 7)
+        np.testing.assert_allclose(anchored, [[0, 0], [0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 6], [6, 8], [6, 9]])
+        np.testing.assert_allclose(anchor_at_onsets(path, np.arange(7), 7)[1:-1, 1], [0, 3, 3, 3, 4, 5.5, 8])
+        with pytest.raises(ValueError, match="covers 7 frames of A, expected 9"):
+            anchor_at_onsets(path, np.array([4]), 9)
+
+    def test_align_runs_straight_between_strong_onsets(self, pair):
+        _, _, x, y = pair
+        onsets = np.zeros(len(x))
+        onsets[[10, 25, 40]] = 1.0
+        config = dataclasses.replace(FAST, anchor_threshold=0.7, anchor_window_s=1.0)
+        free = sync.align(x, y, config)
+        anchored = sync.align(x, y, config, onsets_x=onsets)
+        assert _valid(anchored.path, len(x), len(y)) and len(anchored.path) == len(x) + 2
+        rows = anchored.path[1:-1]  # one per frame of A
+        onset_times = np.array([10, 25, 40]) / FAST.rate_hz
+        np.testing.assert_allclose(rows[[10, 25, 40], 1] / FAST.rate_hz,
+                                   sync.warp_times(onset_times, free.path, FAST.rate_hz), atol=1e-6)
+        assert np.allclose(np.diff(rows[10:26, 1], n=2), 0.0, atol=1e-6)
+        assert not np.allclose(np.diff(free.path[11:27, 1], n=2), 0.0, atol=1e-3)
+        with pytest.raises(ValueError, match="onsets_x has 3 frames"):
+            sync.align(x, y, config, onsets_x=np.ones(3))
