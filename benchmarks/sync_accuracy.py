@@ -105,7 +105,8 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
                "this project, path as DTW found it (anchor_threshold 0)": dataclasses.replace(default,
                                                                                         anchor_threshold=0.0),
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
-                   sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0, soft_gamma=0.0)}
+                   sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0, soft_gamma=0.0,
+                   anchor_threshold=0.0)}
     n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
     print("\n## Beside the Sync Toolbox\n")
     print(f"{corpus.config.name} corpus, test pieces {', '.join(corpus.pieces)}: {n_pairs} version pairs "

@@ -148,12 +148,14 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     full = dataclasses.replace(config, multiscale=False)
     rate_hz = config.rate_hz
     features = "chroma + DLNCO onsets" if config.onset_weight else "chroma"
-    path = f", expected path at gamma {full.soft_gamma:g}" if full.soft_gamma > 0 else ""
+    soft = f", expected path at gamma {full.soft_gamma:g}" if full.soft_gamma > 0 else ""
     configs = {
-        f"DTW on {features} ({rate_hz:g} Hz{path})": full,
+        f"DTW on {features} ({rate_hz:g} Hz{soft})": full,
         f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band)":
             dataclasses.replace(config, multiscale=True),
     }
+    anchors = (f"; the path straight between the strong onsets of A, anchor_threshold {config.anchor_threshold:g}"
+               if config.anchor_threshold > 0 else "")
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)
     rows = ["| method | mean (ms) | median (ms) | <= 50 ms | <= 100 ms | <= 200 ms |", "|---|---:|---:|---:|---:|---:|"]
     for name, errs in errors.items():
@@ -168,7 +170,8 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     a, b = most_warped_pair(corpus)
     x = sync.features.prepare_audio(a.load_audio(), a.sample_rate, full)
     y = sync.features.prepare_audio(b.load_audio(), b.sample_rate, full)
-    sync.plot_alignment(x.features, y.features, sync.features.align_prepared(x, y, full).path, rate_hz, out / "synchronization.png",
+    path = sync.features.align_prepared(x, y, full).path
+    sync.plot_alignment(x.features, y.features, path, rate_hz, out / "synchronization.png",
                         labels=(a.version_id, b.version_id))
     return [
         "## Music synchronization",
@@ -178,8 +181,8 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
         "Absolute error at every beat of the score, over every pair of versions of each piece",
         "(and each version against its score), against the exact ground truth of the renderer.",
         f"Settings: `conf/sync` ({features}; silence more than {config.silence_db:g} dB below the loudest",
-        "frame before and after the music mapped linearly). `python benchmarks/sync_accuracy.py` compares",
-        "them with the Sync Toolbox, also on recordings rendered with a General-MIDI SoundFont.",
+        f"frame before and after the music mapped linearly{anchors}). `python benchmarks/sync_accuracy.py`",
+        "compares them with the Sync Toolbox, also on recordings rendered with a General-MIDI SoundFont.",
         "",
         *rows,
         "",

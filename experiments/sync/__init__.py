@@ -8,6 +8,8 @@ a keyword away). Here the cost also compares onsets (DLNCO), and by default
 the path is soft-DTW's expected alignment (:func:`~experiments.sync.dtw.expected_path`,
 ``SyncConfig.soft_gamma``) rather than the optimal path: the mean position
 under the distribution over all paths, between frames where the evidence says so.
+The path then keeps its points at the strong onsets of A and runs straight between them
+(:func:`~experiments.sync.dtw.anchor_at_onsets`, ``SyncConfig.anchor_threshold``).
 
 Multiscale mode (memory-bounded; Salvador & Chan 2007; Müller, Mattes, Kurth
 2006): DTW on block-averaged features at ``coarse_rate_hz``; the coarse path,

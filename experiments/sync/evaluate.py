@@ -79,8 +79,8 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *,
         for name, config in configs.items():
             x, y = prepare(a, config), prepare(b, config)
             errors[name].append(beat_errors(align_prepared(x, y, config).path, rate_hz, a.beats_s, b.beats_s))
-        errors["linear (diagonal)"].append(beat_errors(linear_path(len(x.features), len(y.features)), rate_hz, a.beats_s,
-                                                       b.beats_s))
+        diagonal = linear_path(len(x.features), len(y.features))
+        errors["linear (diagonal)"].append(beat_errors(diagonal, rate_hz, a.beats_s, b.beats_s))
     first = next(iter(configs.values()))
     for v in corpus.versions:
         piece = corpus.pieces[v.piece_id]
