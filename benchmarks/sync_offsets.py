@@ -77,7 +77,8 @@ def instruments(version) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
+    parser.add_argument("--cache",
+                        default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
     parser.add_argument("--per-collection", type=int, default=2,
                         help="test pieces per collection of the small corpus, as in sync_accuracy.py")
     parser.add_argument("--pairs", action="store_true", help="also print every pair's offset and its instruments")
@@ -93,8 +94,9 @@ def main() -> None:
         if soundfont is not None:
             sets[f"FluidSynth, {soundfont.name}"] = {
                 v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
-        print(f"Audio-audio beat errors, {len(version_pairs(corpus))} version pairs of {len(corpus.pieces)} test pieces. "
-              "Offset of a pair: the median of its signed errors.\n")
+        print("## Offset of each pair\n")
+        print(f"Audio-audio beat errors, {len(version_pairs(corpus))} version pairs of {len(corpus.pieces)} "
+              "test pieces. Offset of a pair: the median of its signed errors.\n")
         if soundfont is None:
             print("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n")
         print("| recordings | method | <= 50 ms (%) | <= 50 ms around the pair's offset (%) "
@@ -113,7 +115,7 @@ def main() -> None:
                 print(f"| {label} | {name} | {' | '.join(offset_summary(errors))} |", flush=True)
         if args.pairs:
             for (label, name), errors in per_pair.items():
-                print(f"\n### {label}, {name}\n")
+                print(f"\n## Pairs: {label}, {name}\n")
                 print("| A | B | instruments of A | instruments of B | offset (ms) | <= 50 ms (%) | beats |")
                 print("| --- | --- | --- | --- | ---: | ---: | ---: |")
                 for (a, b), e in zip(version_pairs(corpus), errors):
