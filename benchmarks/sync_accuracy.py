@@ -68,7 +68,8 @@ def corpus_table(cache_dir: str, full_subset: int) -> corpus_lib.Corpus:
     for name, s in rows:
         print(f"| {name} | {s['pieces']} | {s['versions']} | {s['minutes']:.1f} | {s['build_seconds']:.1f} |")
     s = sub.summary()
-    print(f"| full: subset measured | {s['pieces']} | {s['versions']} | {s['minutes']:.1f} | {s['build_seconds']:.1f} |")
+    print(f"| full: subset measured | {s['pieces']} | {s['versions']} | {s['minutes']:.1f} "
+          f"| {s['build_seconds']:.1f} |")
     print(f"| full: estimate (x{scale:.1f}) | {len(all_sources)} | {int(s['versions'] * scale)} | "
           f"{s['minutes'] * scale:.0f} | {s['build_seconds'] * scale:.0f} |")
     return small
@@ -254,7 +255,8 @@ def long_pair_table(corpus, minutes: float, full_rates: list[float]) -> None:
         data = np.load(npz)
         print(f"\n## A {data['minutes0']:.1f}-minute / {data['minutes1']:.1f}-minute pair "
               f"(rendered + chroma in {time.perf_counter() - started:.0f} s)\n")
-        print("| mode | rate (Hz) | frames | cost cells | time (s) | peak RSS (MiB) | RSS before (MiB) | mean / median error (ms) | <= 50 ms (%) |")
+        print("| mode | rate (Hz) | frames | cost cells | time (s) | peak RSS (MiB) | RSS before (MiB) "
+              "| mean / median error (ms) | <= 50 ms (%) |")
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |")
         runs = [(20.0, True)] + [(rate, False) for rate in full_rates]
         for rate, multiscale in runs:
@@ -266,14 +268,16 @@ def long_pair_table(corpus, minutes: float, full_rates: list[float]) -> None:
                       f"{proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |")
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"| {'multiscale' if multiscale else 'full resolution'} | {rate:g} | {r['frames'][0]} x {r['frames'][1]} | "
+            mode = "multiscale" if multiscale else "full resolution"
+            print(f"| {mode} | {rate:g} | {r['frames'][0]} x {r['frames'][1]} | "
                   f"{r['cells']:.3g} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['rss_before_mib']:.0f} | "
                   f"{r['mean_ms']:.0f} / {r['median_ms']:.0f} | {r['within_50ms_pct']:.1f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
+    parser.add_argument("--cache",
+                        default=os.environ.get("SDTW_RETRIEVAL_CACHE", str(ROOT / ".cache" / "sdtw-retrieval")))
     parser.add_argument("--per-collection", type=int, default=2,
                         help="test pieces of every collection (composer) of the small corpus to align")
     parser.add_argument("--full-subset", type=int, default=12)

@@ -245,7 +245,8 @@ def check(options: ReportConfig, data: str, debug: str | None, record: bool) -> 
         if (value := getattr(options, name)) < 0:
             raise ConfigError(f"report.{name} must be >= 0, got {value}")
     if options.theme_normalize not in theme.NORMALIZATIONS:
-        raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, got {options.theme_normalize!r}")
+        raise ConfigError(f"report.theme_normalize must be one of {theme.NORMALIZATIONS}, "
+                          f"got {options.theme_normalize!r}")
     if options.theme_soundfont_versions < 0:
         raise ConfigError(f"report.theme_soundfont_versions must be >= 0, got {options.theme_soundfont_versions}")
     for name in ("sync_per_collection", "matching_pieces", "identification_pieces", "sheet_degraded_pieces"):

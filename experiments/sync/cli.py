@@ -232,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--rate", type=positive_number(float), default=defaults.rate_hz, help="feature rate in Hz")
     parser.add_argument("--feature", default=defaults.feature, choices=("chroma_cqt", "chroma_stft", "cens"))
-    parser.add_argument("--sample-rate", type=positive_number(int), default=22050, help="audio is resampled to this rate")
+    parser.add_argument("--sample-rate", type=positive_number(int), default=22050,
+                        help="audio is resampled to this rate")
     parser.add_argument("--quantized-midi", action="store_true",
                         help="read MIDI as notation (onsets moved to the beat grid) instead of at its note times")
     mode = parser.add_mutually_exclusive_group()
