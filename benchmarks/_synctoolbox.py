@@ -43,6 +43,14 @@ def _features(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return chroma, dlnco
 
 
+def pair_paths(pairs, recordings) -> list[np.ndarray]:
+    """The warping path (50 Hz frames) of every ``(version A, version B)`` pair, from the audio
+    ``recordings[version_id]``; each version's features computed once."""
+    versions = {v.version_id: v for pair in pairs for v in pair}
+    computed = {vid: features(recordings[vid], v.sample_rate) for vid, v in versions.items()}
+    return [path(computed[a.version_id], computed[b.version_id]) for a, b in pairs]
+
+
 def path(features_a: tuple[np.ndarray, np.ndarray], features_b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``(L, 2)`` warping path in 50 Hz frames (a, b)."""
     from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import resource
@@ -81,26 +80,35 @@ def _stats_cells(errors_s: np.ndarray) -> str:
             f"{1000 * np.max(errors_s):.0f}")
 
 
+def recording_sets(corpus: corpus_lib.Corpus) -> dict[str, dict[str, np.ndarray]]:
+    """Renderer label -> version id -> audio: the project's renders, and FluidSynth renders with a
+    General-MIDI SoundFont where one is installed (the same performances)."""
+    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
+
+    sets = {"project's synthesizer": {v.version_id: v.load_audio() for v in corpus.versions}}
+    if (soundfont := find_soundfont()) is not None:
+        sets[f"FluidSynth, {soundfont.name}"] = {
+            v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
+    return sets
+
+
+NO_SOUNDFONT = "No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n"
+
+
 def _toolbox(corpus, recordings: dict) -> np.ndarray:
     """Audio-audio beat errors of the Sync Toolbox's full pipeline."""
     import _synctoolbox
 
-    features = {v.version_id: _synctoolbox.features(recordings[v.version_id], v.sample_rate) for v in corpus.versions}
-    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)]
-    return np.concatenate([sync.beat_errors(_synctoolbox.path(features[a.version_id], features[b.version_id]),
-                                            _synctoolbox.FEATURE_RATE, a.beats_s, b.beats_s) for a, b in pairs])
+    pairs = corpus.version_pairs()
+    return np.concatenate([sync.beat_errors(path, _synctoolbox.FEATURE_RATE, a.beats_s, b.beats_s)
+                           for (a, b), path in zip(pairs, _synctoolbox.pair_paths(pairs, recordings))])
 
 
 def toolbox_table(corpus: corpus_lib.Corpus) -> None:
     """This project beside the Sync Toolbox, on the project's renders and on SoundFont renders."""
     import _synctoolbox
-    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
 
-    soundfont = find_soundfont()
-    sets = {"project's synthesizer": {v.version_id: v.load_audio() for v in corpus.versions}}
-    if soundfont is not None:
-        sets[f"FluidSynth, {soundfont.name}"] = {
-            v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
+    sets = recording_sets(corpus)
     default = sync.default_config()
     methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed, straight between onsets)": default,
                "this project, path as DTW found it (anchor_threshold 0)": dataclasses.replace(default,
@@ -108,12 +116,12 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
                    sync.SyncConfig(), rate_hz=20.0, onset_weight=0.0, silence_db=0.0, soft_gamma=0.0,
                    anchor_threshold=0.0)}
-    n_pairs = sum(len(corpus.versions_of(p)) * (len(corpus.versions_of(p)) - 1) // 2 for p in corpus.pieces)
+    n_pairs = len(corpus.version_pairs())
     print("\n## Beside the Sync Toolbox\n")
     print(f"{corpus.config.name} corpus, test pieces {', '.join(corpus.pieces)}: {n_pairs} version pairs "
           f"(audio-audio), {len(corpus.versions)} versions against their scores (score-audio).\n")
-    if soundfont is None:
-        print("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n")
+    if len(sets) == 1:
+        print(NO_SOUNDFONT)
     print("| recordings | method | audio-audio <= 50 ms (%) | <= 100 ms (%) | mean (ms) | max (ms) "
           "| score-audio <= 50 ms (%) | <= 100 ms (%) | mean (ms) | max (ms) | beats |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -161,7 +169,7 @@ def pairs_timing_table(corpus: corpus_lib.Corpus, n_pairs: int) -> None:
     per pair (start, imports and compilation repeated each time), on WAV files of the corpus."""
     import soundfile
 
-    pairs = [pair for pid in corpus.pieces for pair in itertools.combinations(corpus.versions_of(pid), 2)][:n_pairs]
+    pairs = corpus.version_pairs()[:n_pairs]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for version in {v.version_id: v for pair in pairs for v in pair}.values():

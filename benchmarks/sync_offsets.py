@@ -15,7 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 from pathlib import Path
@@ -29,37 +28,33 @@ from _timing import RECORD_HELP, recorded_output  # noqa: E402
 from experiments import sync  # noqa: E402
 from experiments.data import corpus as corpus_lib  # noqa: E402
 from experiments.sync.features import align_prepared, prepare_audio  # noqa: E402
+from sync_accuracy import NO_SOUNDFONT, recording_sets  # noqa: E402
 
 TOLERANCE_S = 0.05
 
 
-def version_pairs(corpus: corpus_lib.Corpus) -> list[tuple]:
-    return [pair for piece in corpus.pieces for pair in itertools.combinations(corpus.versions_of(piece), 2)]
-
-
-def project_paths(corpus, recordings: dict) -> list[tuple[np.ndarray, float]]:
-    """Warping path and frame rate of this project's default synchronization, per pair."""
+def project_paths(pairs, recordings: dict) -> tuple[list[np.ndarray], float]:
+    """Warping path of this project's default synchronization for every pair, and its frame rate."""
     config = sync.default_config()
-    prepared = {v.version_id: prepare_audio(recordings[v.version_id], v.sample_rate, config) for v in corpus.versions}
-    return [(align_prepared(prepared[a.version_id], prepared[b.version_id], config).path, config.rate_hz)
-            for a, b in version_pairs(corpus)]
+    versions = {v.version_id: v for pair in pairs for v in pair}
+    prepared = {vid: prepare_audio(recordings[vid], v.sample_rate, config) for vid, v in versions.items()}
+    paths = [align_prepared(prepared[a.version_id], prepared[b.version_id], config).path for a, b in pairs]
+    return paths, config.rate_hz
 
 
-def toolbox_paths(corpus, recordings: dict) -> list[tuple[np.ndarray, float]] | None:
-    """Warping path and frame rate of the Sync Toolbox (MrMsDTW, chroma + DLNCO) per pair, or None."""
+def toolbox_paths(pairs, recordings: dict) -> tuple[list[np.ndarray], float] | None:
+    """Warping path of the Sync Toolbox (MrMsDTW, chroma + DLNCO) for every pair and its frame rate,
+    or None where it is not installed."""
     import _synctoolbox
 
     if not _synctoolbox.available():
         return None
-    features = {v.version_id: _synctoolbox.features(recordings[v.version_id], v.sample_rate) for v in corpus.versions}
-    return [(_synctoolbox.path(features[a.version_id], features[b.version_id]), _synctoolbox.FEATURE_RATE)
-            for a, b in version_pairs(corpus)]
+    return _synctoolbox.pair_paths(pairs, recordings), _synctoolbox.FEATURE_RATE
 
 
-def signed_errors(corpus, paths: list[tuple[np.ndarray, float]]) -> list[np.ndarray]:
+def signed_errors(pairs, paths: list[np.ndarray], rate_hz: float) -> list[np.ndarray]:
     """Per pair, ``warp(beat of A) - beat of B`` in seconds: positive where the path maps late."""
-    return [sync.warp_times(a.beats_s, path, rate) - b.beats_s
-            for (a, b), (path, rate) in zip(version_pairs(corpus), paths)]
+    return [sync.warp_times(a.beats_s, path, rate_hz) - b.beats_s for (a, b), path in zip(pairs, paths)]
 
 
 def offset_summary(errors: list[np.ndarray]) -> list[str]:
@@ -84,33 +79,29 @@ def main() -> None:
     parser.add_argument("--pairs", action="store_true", help="also print every pair's offset and its instruments")
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
-    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
 
     with recorded_output(args.record):
         small = corpus_lib.build_corpus(corpus_lib.corpus_config("small", cache_dir=args.cache), progress=False)
         corpus = small.subset("test", per_collection=args.per_collection)
-        sets = {"project's synthesizer": {v.version_id: v.load_audio() for v in corpus.versions}}
-        soundfont = find_soundfont()
-        if soundfont is not None:
-            sets[f"FluidSynth, {soundfont.name}"] = {
-                v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
+        pairs = corpus.version_pairs()
+        sets = recording_sets(corpus)
         print("## Offset of each pair\n")
-        print(f"Audio-audio beat errors, {len(version_pairs(corpus))} version pairs of {len(corpus.pieces)} "
+        print(f"Audio-audio beat errors, {len(pairs)} version pairs of {len(corpus.pieces)} "
               "test pieces. Offset of a pair: the median of its signed errors.\n")
-        if soundfont is None:
-            print("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n")
+        if len(sets) == 1:
+            print(NO_SOUNDFONT)
         print("| recordings | method | <= 50 ms (%) | <= 50 ms around the pair's offset (%) "
               "| median pair offset (ms) | largest pair offset (ms) | beats |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
         per_pair = {}
         for label, recordings in sets.items():
-            methods = {"this project (conf/sync)": project_paths(corpus, recordings),
-                       "Sync Toolbox (MrMsDTW, chroma + DLNCO)": toolbox_paths(corpus, recordings)}
-            for name, paths in methods.items():
-                if paths is None:
+            methods = {"this project (conf/sync)": project_paths(pairs, recordings),
+                       "Sync Toolbox (MrMsDTW, chroma + DLNCO)": toolbox_paths(pairs, recordings)}
+            for name, found in methods.items():
+                if found is None:
                     print(f"| {label} | {name} | not installed (`pip install synctoolbox`) | | | | |")
                     continue
-                errors = signed_errors(corpus, paths)
+                errors = signed_errors(pairs, *found)
                 per_pair[label, name] = errors
                 print(f"| {label} | {name} | {' | '.join(offset_summary(errors))} |", flush=True)
         if args.pairs:
@@ -118,7 +109,7 @@ def main() -> None:
                 print(f"\n## Pairs: {label}, {name}\n")
                 print("| A | B | instruments of A | instruments of B | offset (ms) | <= 50 ms (%) | beats |")
                 print("| --- | --- | --- | --- | ---: | ---: | ---: |")
-                for (a, b), e in zip(version_pairs(corpus), errors):
+                for (a, b), e in zip(pairs, errors):
                     print(f"| {a.version_id} | {b.version_id} | {instruments(a)} | {instruments(b)} "
                           f"| {1000 * np.median(e):+.0f} | {100 * np.mean(np.abs(e) <= TOLERANCE_S):.1f} | {e.size} |")
 

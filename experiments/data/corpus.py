@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import itertools
 import time
 import warnings
 from pathlib import Path
@@ -194,6 +195,10 @@ class Corpus:
 
     def versions_of(self, piece_id: str) -> list[Version]:
         return [v for v in self.versions if v.piece_id == piece_id]
+
+    def version_pairs(self) -> list[tuple[Version, Version]]:
+        """Every pair of versions of the same piece, piece by piece, in corpus order."""
+        return [pair for piece_id in self.pieces for pair in itertools.combinations(self.versions_of(piece_id), 2)]
 
     @property
     def splits(self) -> dict[str, str]:

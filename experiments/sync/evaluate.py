@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Mapping
 
 import numpy as np
@@ -63,7 +62,7 @@ def corpus_beat_errors(corpus, configs: Mapping[str, SyncConfig], *,
     if len(rates) != 1:
         raise ValueError(f"`configs` must share one rate_hz, got {sorted(rates)}")
     rate_hz = rates.pop()
-    pairs = [pair for piece_id in corpus.pieces for pair in itertools.combinations(corpus.versions_of(piece_id), 2)]
+    pairs = corpus.version_pairs()
     errors: dict[str, list[np.ndarray]] = {name: [] for name in [*configs, "linear (diagonal)", "score-audio"]}
     prepared: dict[tuple, tuple] = {}
 

@@ -106,6 +106,15 @@ class TestDeterminism:
         assert a.performance != b.performance
         assert a.duration_s != b.duration_s
 
+    def test_version_pairs_join_versions_of_one_piece_once(self, tiny_corpus):
+        pairs = tiny_corpus.version_pairs()
+        assert [(a.version_id, b.version_id) for a, b in pairs] == [
+            (f"{piece}__v0", f"{piece}__v1") for piece in tiny_corpus.pieces]
+        three = dataclasses.replace(tiny_corpus, versions=[*tiny_corpus.versions, dataclasses.replace(
+            tiny_corpus.versions[0], version_id="extra")])
+        assert [(a.version_id, b.version_id) for a, b in three.version_pairs()[:3]] == [
+            ("bach-bwv66.6__v0", "bach-bwv66.6__v1"), ("bach-bwv66.6__v0", "extra"), ("bach-bwv66.6__v1", "extra")]
+
 
 class TestCache:
     def test_second_build_loads(self, tiny_corpus, tiny_config):
