@@ -4,8 +4,9 @@ A feature row is 12 chroma values, followed by 12 DLNCO values when ``config.ons
 (the layout :func:`experiments.sync.dtw.sync_cost` reads).
 
 DLNCO (decaying locally adaptive normalized chroma onsets; Ewert, Müller & Grosche, ICASSP 2009):
-the log energy of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts;
-the peaks of that rise, log-compressed, are summed per pitch class into chroma onsets at the
+the level in dB of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts
+and stays up (where vibrato or a sampled loop moves it, it falls back); the peaks of that rise,
+log-compressed, are summed per pitch class into chroma onsets at the
 feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
 passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
@@ -30,13 +31,15 @@ from experiments.sync.dtw import align
 __all__ = ["Prepared", "active_frames", "align_prepared", "audio_chroma", "audio_chroma_onsets", "audio_onsets",
            "chroma_onsets", "compress_chroma", "decaying_chroma", "dlnco", "pitch_onsets", "prepare_audio",
            "prepare_score", "score_active_frames", "score_chroma_onsets", "score_events", "score_onsets",
-           "sync_audio", "sync_score_audio"]
+           "sustained_rise", "sync_audio", "sync_score_audio"]
 
 LOWEST_MIDI = 24          # C1; with 84 semitones up to B7
 N_SEMITONES = 84
 ONSET_HOP = 128           # samples of the semitone energy (5.8 ms at 22.05 kHz)
 ONSET_GAMMA = 1e4         # log compression of onset strengths (relative to the strongest)
-ENERGY_GAMMA = 1e5        # log compression of semitone energies before their rise is taken
+LEVEL_FLOOR_DB = 50.0     # semitone levels are dB above this far under the loudest
+SUSTAIN_S = 0.1           # an onset raises the mean level of the next 0.1 s over the previous 0.1 s ...
+MIN_SUSTAINED_DB = 12.0   # ... by at least this much (chosen on train pieces, both renderers)
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
 DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
@@ -72,30 +75,49 @@ def audio_chroma(audio: np.ndarray, sr: int, config: SyncConfig = None) -> np.nd
 
 
 def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: float = 1.0,
-                 energy_gamma: float = ENERGY_GAMMA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 floor_db: float = LEVEL_FLOOR_DB, sustain_s: float = SUSTAIN_S,
+                 min_sustained_db: float = MIN_SUSTAINED_DB) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Note-start candidates of every semitone: ``(times_s, midi_pitches, strengths)``, each ``(K,)``.
 
-    A candidate is a peak of the half-wave rectified rise of a semitone's log energy,
-    ``log(1 + energy_gamma * energy / max)``, that is at least 2/3 of the largest rise of that
-    semitone within ``window_s`` (the Sync Toolbox's implementation uses the same local
-    threshold); strengths are relative to the strongest rise of the recording.
+    A semitone's level is its energy in dB above a floor ``floor_db`` under the loudest bin of the
+    recording. A candidate is a peak of the level's half-wave rectified rise (over two hops,
+    centred) where
 
-    The rise of linear energy peaks where an attack is steepest in absolute terms, late in a
-    slow attack (10-20 ms after the note starts for sampled strings and voices); the rise of log
-    energy peaks where the note emerges from what was sounding before, at its start.
+    - the level stays up: its mean over the next ``sustain_s`` exceeds its mean over the previous
+      ``sustain_s`` by at least ``min_sustained_db``. Vibrato, tremolo and the loops of sampled
+      sustains move a held note's level up and down by a few dB; a note that starts raises it
+      for good. Without this test a held flute gave as many "onsets" as notes;
+    - the rise is at least 2/3 of the largest rise of that semitone within ``window_s`` (the
+      local threshold of the Sync Toolbox's implementation).
+
+    Strengths are relative to the strongest rise of the recording. The rise of a level in dB
+    peaks where a note emerges from what was sounding before, near its start; the rise of linear
+    energy peaks where an attack is steepest, late in a slow one.
     """
     import librosa
 
     energy = np.abs(librosa.cqt(audio, sr=sr, hop_length=hop, fmin=librosa.midi_to_hz(LOWEST_MIDI),
                                 n_bins=N_SEMITONES, bins_per_octave=12)) ** 2          # (P, T)
-    energy = np.log1p(energy_gamma * energy / max(float(energy.max()), 1e-20))
-    rise = np.maximum(np.diff(energy, axis=1, prepend=energy[:, :1]), 0.0)
-    rise /= max(float(rise.max()), 1e-20)
+    level = 10.0 * np.log10(1.0 + 10.0 ** (floor_db / 10.0) * energy / max(float(energy.max()), 1e-20))
+    rise = np.zeros_like(level)
+    rise[:, 1:-1] = np.maximum(level[:, 2:] - level[:, :-2], 0.0)
     window = max(3, int(round(window_s * sr / hop)))
-    is_peak = (rise == maximum_filter1d(rise, size=5, axis=1)) & (rise > 0)
+    is_peak = (rise == maximum_filter1d(rise, size=3, axis=1)) & (rise > 0)
     is_strong = rise >= (2.0 / 3.0) * maximum_filter1d(rise, size=window, axis=1)
-    semitones, frames = np.nonzero(is_peak & is_strong)
-    return frames * hop / sr, semitones + LOWEST_MIDI, rise[semitones, frames]
+    stays_up = sustained_rise(level, max(1, int(round(sustain_s * sr / hop)))) >= min_sustained_db
+    semitones, frames = np.nonzero(is_peak & is_strong & stays_up)
+    return frames * hop / sr, semitones + LOWEST_MIDI, rise[semitones, frames] / max(float(rise.max()), 1e-20)
+
+
+def sustained_rise(level: np.ndarray, width: int) -> np.ndarray:
+    """``(P, T)`` -> ``(P, T)``: the mean of ``level`` over the ``width`` frames after each frame minus
+    its mean over the ``width`` frames before (the edges repeat the first and last frame)."""
+    padded = np.pad(level, ((0, 0), (width, width)), mode="edge")
+    sums = np.concatenate([np.zeros((len(level), 1)), np.cumsum(padded, axis=1)], axis=1)
+    p = np.arange(level.shape[1]) + width                    # index of each frame in ``padded``
+    after = sums[:, p + width + 1] - sums[:, p + 1]
+    before = sums[:, p] - sums[:, p - width]
+    return (after - before) / width
 
 
 def chroma_onsets(times_s: np.ndarray, pitches: np.ndarray, strengths: np.ndarray, rate_hz: float,

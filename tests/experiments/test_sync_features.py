@@ -47,6 +47,31 @@ def test_a_slow_attack_is_found_at_its_start():
     assert len(found) and abs(found[0] - start) < 0.02, found
 
 
+def test_a_held_note_with_tremolo_is_one_onset():
+    """Vibrato and the loops of sampled sustains move a held note's level by a few dB, five times a
+    second; only the note's start raises it for good."""
+    t = np.arange(int(3.0 * SR)) / SR
+    start = 0.5
+    tremolo_db = 6.0 * np.sin(2 * np.pi * 5.5 * t)
+    envelope = (t >= start) * 10.0 ** (tremolo_db / 20.0)
+    audio = (envelope * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    times, pitches, _ = sync_features.pitch_onsets(audio, SR)
+    found = times[pitches == 69]
+    assert len(found) == 1 and abs(found[0] - start) < 0.02, found
+    unfiltered, pitches, _ = sync_features.pitch_onsets(audio, SR, min_sustained_db=0.0)
+    assert np.sum(pitches == 69) > 5  # every swell of the tremolo, without the test
+
+
+def test_sustained_rise_of_a_step():
+    level = np.zeros((1, 100))
+    level[0, 50:] = 10.0
+    rise = sync_features.sustained_rise(level, width=5)
+    np.testing.assert_allclose(rise[0, [49, 50]], 10.0)  # five frames of 0 before, five of 10 after
+    np.testing.assert_allclose(rise[0, 47], 6.0)  # three of the five frames after are 10
+    np.testing.assert_allclose(rise[0, [44, 55]], 0.0)
+    np.testing.assert_allclose(rise[0, [0, 99]], 0.0)  # the edges repeat the end frames
+
+
 def test_dlnco_decays_and_is_locally_normalized():
     onsets = np.zeros((60, 12))
     onsets[10, 4] = 3.0
