@@ -47,6 +47,25 @@ def test_a_slow_attack_is_found_at_its_start():
     assert len(found) and abs(found[0] - start) < 0.02, found
 
 
+def test_bass_and_treble_onsets_agree_on_when_a_note_starts():
+    """A semitone's window is 265 ms long at C2 and 33 ms at C5, and sees a note before it starts;
+    moved by ``window_lead`` of their windows, low and high onsets fall on the note start alike."""
+    notes = [NoteEvent(0.5 + i, 1.2 + i, pitch, 0) for i, pitch in enumerate([36, 43, 48, 55, 60, 72])]
+    audio = synth.render_notes(notes, ["piano"], SR, duration_s=7.0).astype(np.float32)
+
+    def first_onset_lag(window_lead):
+        times, pitches, _ = sync_features.pitch_onsets(audio, SR, window_lead=window_lead)
+        lags = []
+        for note in notes:
+            near = times[(pitches == note.pitch) & (np.abs(times - note.onset_s) < 0.2)]
+            assert len(near), f"no onset of MIDI {note.pitch} near {note.onset_s} s"
+            lags.append(near.min() - note.onset_s)
+        return np.asarray(lags)
+
+    np.testing.assert_array_less(np.abs(first_onset_lag(sync_features.WINDOW_LEAD)), 0.03)
+    assert first_onset_lag(0.0)[0] < -0.08  # uncorrected, the C2 onset came ~100 ms early
+
+
 def test_a_held_note_with_tremolo_is_one_onset():
     """Vibrato and the loops of sampled sustains move a held note's level by a few dB, five times a
     second; only the note's start raises it for good."""
