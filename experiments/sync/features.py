@@ -6,7 +6,7 @@ A feature row is 12 chroma values, followed by 12 DLNCO values when ``config.ons
 DLNCO (decaying locally adaptive normalized chroma onsets; Ewert, Müller & Grosche, ICASSP 2009):
 the level in dB of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts
 and stays up (where vibrato or a sampled loop moves it, it falls back); the peaks of that rise,
-log-compressed, are summed per pitch class into chroma onsets at the
+each moved later by the lead of its semitone's window, log-compressed, are summed per pitch class into chroma onsets at the
 feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
 passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
