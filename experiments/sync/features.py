@@ -6,7 +6,8 @@ A feature row is 12 chroma values, followed by 12 DLNCO values when ``config.ons
 DLNCO (decaying locally adaptive normalized chroma onsets; Ewert, Müller & Grosche, ICASSP 2009):
 the level in dB of every semitone (a constant-Q transform, 5.8 ms hop) rises where a note starts
 and stays up (where vibrato or a sampled loop moves it, it falls back); the peaks of that rise,
-each moved later by the lead of its semitone's window, log-compressed, are summed per pitch class into chroma onsets at the
+each moved back to where the rise begins and later by the lead of its semitone's window,
+log-compressed, are summed per pitch class into chroma onsets at the
 feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
 passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
@@ -31,7 +32,7 @@ from experiments.sync.dtw import align
 __all__ = ["Prepared", "active_frames", "align_prepared", "audio_chroma", "audio_chroma_onsets", "audio_onsets",
            "chroma_onsets", "compress_chroma", "decaying_chroma", "dlnco", "pitch_onsets", "prepare_audio",
            "prepare_score", "score_active_frames", "score_chroma_onsets", "score_events", "score_onsets",
-           "semitone_window_s", "sustained_rise", "sync_audio", "sync_score_audio"]
+           "rise_start", "semitone_window_s", "sustained_rise", "sync_audio", "sync_score_audio"]
 
 LOWEST_MIDI = 24          # C1; with 84 semitones up to B7
 N_SEMITONES = 84
@@ -41,6 +42,7 @@ LEVEL_FLOOR_DB = 50.0     # semitone levels are dB above this far under the loud
 SUSTAIN_S = 0.1           # an onset raises the mean level of the next 0.1 s over the previous 0.1 s ...
 MIN_SUSTAINED_DB = 12.0   # ... by at least this much (chosen on train pieces, both renderers)
 WINDOW_LEAD = 0.3         # a semitone's window sees a note this fraction of its length early
+RISE_START_DB = 3.0       # an onset is where the level first climbs this far over its previous 0.1 s
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
 DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
@@ -77,8 +79,8 @@ def audio_chroma(audio: np.ndarray, sr: int, config: SyncConfig = None) -> np.nd
 
 def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: float = 1.0,
                  floor_db: float = LEVEL_FLOOR_DB, sustain_s: float = SUSTAIN_S,
-                 min_sustained_db: float = MIN_SUSTAINED_DB, window_lead: float = WINDOW_LEAD
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 min_sustained_db: float = MIN_SUSTAINED_DB, window_lead: float = WINDOW_LEAD,
+                 rise_start_db: float | None = RISE_START_DB) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Note-start candidates of every semitone: ``(times_s, midi_pitches, strengths)``, each ``(K,)``.
 
     A semitone's level is its energy in dB above a floor ``floor_db`` under the loudest bin of the
@@ -91,6 +93,9 @@ def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: 
       for good. Without this test a held flute gave as many "onsets" as notes;
     - the rise is at least 2/3 of the largest rise of that semitone within ``window_s`` (the
       local threshold of the Sync Toolbox's implementation).
+
+    Each candidate's time is where its rise begins (:func:`rise_start`: the level stays
+    ``rise_start_db`` over what it was before; None: the peak of the rise).
 
     Strengths are relative to the strongest rise of the recording. The rise of a level in dB
     peaks where a note emerges from what was sounding before, near its start; the rise of linear
@@ -113,10 +118,30 @@ def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: 
     window = max(3, int(round(window_s * sr / hop)))
     is_peak = (rise == maximum_filter1d(rise, size=3, axis=1)) & (rise > 0)
     is_strong = rise >= (2.0 / 3.0) * maximum_filter1d(rise, size=window, axis=1)
-    stays_up = sustained_rise(level, max(1, int(round(sustain_s * sr / hop)))) >= min_sustained_db
-    semitones, frames = np.nonzero(is_peak & is_strong & stays_up)
+    width = max(1, int(round(sustain_s * sr / hop)))
+    stays_up = sustained_rise(level, width) >= min_sustained_db
+    semitones, peaks = np.nonzero(is_peak & is_strong & stays_up)
+    frames = peaks if rise_start_db is None else rise_start(level, semitones, peaks, width, rise_start_db)
     times = frames * hop / sr + window_lead * semitone_window_s(sr)[semitones]
-    return times, semitones + LOWEST_MIDI, rise[semitones, frames] / max(float(rise.max()), 1e-20)
+    return times, semitones + LOWEST_MIDI, rise[semitones, peaks] / max(float(rise.max()), 1e-20)
+
+
+def rise_start(level: np.ndarray, semitones: np.ndarray, peaks: np.ndarray, width: int, margin_db: float
+               ) -> np.ndarray:
+    """``(K,)`` frames where each rise begins: among the ``width`` frames up to its peak
+    ``level[semitones, peaks]``, the first after which the level stays more than ``margin_db``
+    above what it was before, its mean over the ``width`` frames before those (the peak itself
+    where the level never comes that low).
+
+    A slow attack (a bowed string, an organ pipe speaking) rises fastest well after it begins,
+    most of all when it climbs out of other sounds rather than out of silence.
+    """
+    lags = np.arange(-2 * width, 1)
+    rows = level[semitones[:, None], np.maximum(peaks[:, None] + lags, 0)]   # (K, 2 width + 1); the edge repeats
+    before, search = rows[:, :width], rows[:, width:]
+    low = search <= before.mean(axis=1, keepdims=True) + margin_db
+    last_low = width - np.argmax(low[:, ::-1], axis=1)                        # index into ``search``
+    return np.where(low.any(axis=1), np.minimum(peaks - width + last_low + 1, peaks), peaks)
 
 
 def semitone_window_s(sr: int) -> np.ndarray:
