@@ -42,7 +42,7 @@ LEVEL_FLOOR_DB = 50.0     # semitone levels are dB above this far under the loud
 SUSTAIN_S = 0.1           # an onset raises the mean level of the next 0.1 s over the previous 0.1 s ...
 MIN_SUSTAINED_DB = 12.0   # ... by at least this much (chosen on train pieces, both renderers)
 WINDOW_LEAD = 0.3         # a semitone's window sees a note this fraction of its length early
-RISE_START_DB = 3.0       # an onset is where the level first climbs this far over its previous 0.1 s
+RISE_START_DB = 3.0       # an onset is where the level climbs this far over its level before the rise
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
 DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
@@ -104,7 +104,7 @@ def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: 
     A semitone's level is measured through a centred window as long as its constant-Q filter
     (:func:`semitone_window_s`: 265 ms at C2, 33 ms at C5), and a note emerges from the floor as
     soon as the window's leading edge reaches it: each candidate is moved
-    ``window_lead`` of its window later. Without that, onsets of the bass came 50-90 ms before the
+    ``window_lead`` of its window later. Without that, onsets of the bass came 50-110 ms before the
     note and onsets of the treble on time, so two instruments with different spectra disagreed
     about when the same note started.
     """
