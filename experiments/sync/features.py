@@ -9,7 +9,7 @@ and stays up (where vibrato or a sampled loop moves it, it falls back); the peak
 each moved back to where the rise begins and later by the lead of its semitone's window,
 log-compressed, are summed per pitch class into chroma onsets at the
 feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
-passages weigh alike), and every onset decays over the next 10 frames (weights sqrt(1/n)), so
+passages weigh alike), and every onset decays over the next 4 frames (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
 A score gives the same features from its note starts.
 
@@ -45,7 +45,7 @@ WINDOW_LEAD = 0.3         # a semitone's window sees a note this fraction of its
 RISE_START_DB = 3.0       # an onset is where the level climbs this far over its level before the rise
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
-DECAY = np.sqrt(1.0 / np.arange(1, 11))  # an onset's weight over the next frames
+DECAY = np.sqrt(1.0 / np.arange(1, 5))   # an onset's weight over the next frames (train pieces: 4 of 2-10)
 SCORE_DECAY_S = 2.0       # time constant of a held note in a score's chroma
 SCORE_RELEASE_S = 0.2     # ... and after its end
 
