@@ -53,7 +53,7 @@ class SyncConfig:
     silence_db: float = 30.0
     soft_gamma: float = 0.2
     anchor_threshold: float = 0.7
-    anchor_window_s: float = 1.6
+    anchor_window_s: float = 0.8
 
 
 def default_config() -> SyncConfig:

@@ -47,6 +47,33 @@ def test_a_slow_attack_is_found_at_its_start():
     assert len(found) and abs(found[0] - start) < 0.02, found
 
 
+def test_a_note_starting_under_another_sound_is_not_found_late():
+    """A swell that starts under a held tone of its semitone (here 14 dB down) shows only once it
+    climbs out of it; the shortfall of its rise moves the onset back to where the note starts."""
+    t = np.arange(int(2.0 * SR)) / SR
+    start = 1.0
+    swell = np.clip((t - start) / 0.08, 0.0, 1.0) ** 2 * np.sin(2 * np.pi * 440.0 * t)
+    held = 0.2 * np.sin(2 * np.pi * 440.0 * t) * (t > 0.3)
+
+    def lag(audio, **options):
+        times, pitches, _ = sync_features.pitch_onsets(audio.astype(np.float32), SR, **options)
+        found = times[(pitches == 69) & (times > 0.8)]
+        assert len(found) == 1, found
+        return found[0] - start
+
+    assert abs(lag(swell + held)) < 0.02
+    assert lag(swell + held, masked_lag_s_per_db=0.0) > 0.025  # uncorrected: 33 ms late
+    assert abs(lag(swell)) < 0.02  # out of silence it rises the full range and stays where it was
+
+
+def test_rise_depth():
+    level = np.zeros((1, 100))
+    level[0, 40:60] = 10.0
+    level[0, 60:] = 35.0
+    np.testing.assert_allclose(sync_features.rise_depth(level, np.array([0, 0]), np.array([60, 64]), horizon=10),
+                               [25.0, 0.0])  # from 10 dB, three frames before the start; then from 35
+
+
 def test_bass_and_treble_onsets_agree_on_when_a_note_starts():
     """A semitone's window is 265 ms long at C2 and 33 ms at C5, and sees a note before it starts;
     moved by ``window_lead`` of their windows, low and high onsets fall on the note start alike."""
