@@ -147,8 +147,10 @@ def accuracy_table(corpus: corpus_lib.Corpus, rate_hz: float) -> None:
         f"full resolution, soft path (gamma {default.soft_gamma:g})": default,
         "full resolution, soft path, not anchored at onsets": dataclasses.replace(default, anchor_threshold=0.0),
         "full resolution, optimal (hard) path": sync.SyncConfig(rate_hz=rate_hz, soft_gamma=0.0),
-        "multiscale": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0, band_radius_s=2.0,
-                                      tile_frames=200),
+        "multiscale, soft path in every tile": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0,
+                                                              band_radius_s=2.0, tile_frames=200),
+        "multiscale, optimal (hard) paths": sync.SyncConfig(rate_hz=rate_hz, multiscale=True, coarse_rate_hz=2.0,
+                                                           band_radius_s=2.0, tile_frames=200, soft_gamma=0.0),
         "full resolution, CENS": sync.SyncConfig(rate_hz=rate_hz, feature="cens", onset_weight=0.0),
     }
     errors = sync.corpus_beat_errors(corpus, configs, progress=True)

@@ -151,7 +151,7 @@ def synchronization_section(out: pathlib.Path, corpus: Corpus, config: sync.Sync
     soft = f", expected path at gamma {full.soft_gamma:g}" if full.soft_gamma > 0 else ""
     configs = {
         f"DTW on {features} ({rate_hz:g} Hz{soft})": full,
-        f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band)":
+        f"multiscale DTW ({config.coarse_rate_hz:g} Hz guide, {config.band_radius_s:g} s band{soft} in every tile)":
             dataclasses.replace(config, multiscale=True),
     }
     anchors = (f"; the path straight between the strong onsets of A, anchor_threshold {config.anchor_threshold:g}"

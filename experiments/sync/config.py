@@ -30,10 +30,10 @@ class SyncConfig:
         see :func:`experiments.sync.dtw.sync_cost`).
       silence_db: audio quieter than its loudest frame minus this many dB, before the first and
         after the last louder frame, is silence, mapped linearly instead of aligned (0: off).
-      soft_gamma: > 0: the full-resolution path is the expected alignment of soft-DTW with this
-        gamma (one point per frame of A: the mean frame of B under the Gibbs distribution over
-        paths), which averages out the frame-level jitter of the optimal path; 0: the optimal
-        (hard) path. The multiscale mode always uses hard paths.
+      soft_gamma: > 0: the path is the expected alignment of soft-DTW with this gamma (one point
+        per frame of A: the mean frame of B under the Gibbs distribution over paths), which
+        averages out the frame-level jitter of the optimal path; in multiscale mode that of every
+        tile inside the band; 0: the optimal (hard) path.
       anchor_threshold: > 0: the path keeps only its points at the strong onsets of A (chroma onset
         norm at least this fraction of the largest within ``anchor_window_s`` around it) and runs
         straight between them (constant tempo; :func:`experiments.sync.dtw.anchor_at_onsets`);

@@ -10,7 +10,7 @@ from scipy.ndimage import maximum_filter1d
 
 from experiments.sync.config import SyncConfig, SyncResult
 
-__all__ = ["align", "anchor_at_onsets", "block_mean", "expected_path", "linear_path", "multiscale_path",
+__all__ = ["align", "anchor_at_onsets", "block_mean", "expected_columns", "expected_path", "linear_path", "multiscale_path",
            "path_columns", "strong_onsets", "sync_cost", "sync_features"]
 
 CHROMA = 12  # the first columns of a feature row; any further ones are onset features
@@ -85,20 +85,39 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
 
 
 @functools.cache
-def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float]):
-    """Compiled (padded cost, n, m) -> expected column of every row; the lengths are traced, so one
-    compilation serves every pair of one bucket."""
+def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float], masked: bool):
+    """Compiled (padded cost, n, m[, mask]) -> expected column of every row; the lengths are traced,
+    so one compilation serves every pair of one bucket."""
     import jax
     import jax.numpy as jnp
 
     import sdtw
 
-    def expected_columns(cost, n, m):
-        occupancy = sdtw.expected_alignment(cost, gamma, lengths=(n, m), weights=weights)
+    def expected_columns(cost, n, m, mask=None):
+        occupancy = sdtw.expected_alignment(cost, gamma, lengths=(n, m), weights=weights, mask=mask)
         columns = jnp.arange(cost.shape[1], dtype=occupancy.dtype)
         return (occupancy @ columns) / jnp.maximum(occupancy.sum(axis=1), 1e-30)
 
-    return jax.jit(expected_columns)
+    if masked:
+        return jax.jit(expected_columns)
+    return jax.jit(lambda cost, n, m: expected_columns(cost, n, m))
+
+
+def expected_columns(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0), mask: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """``(N,)``: for every row of ``cost`` (N, M), the expected column under soft-DTW's distribution
+    over alignments from (0, 0) to (N-1, M-1) through the cells where ``mask`` (N, M) is True (all
+    when None), clipped to [0, M-1] and made non-decreasing."""
+    n, m = cost.shape
+    padded = _pad_cost(cost)
+    args = [padded, n, m]
+    if mask is not None:
+        padded_mask = np.zeros(padded.shape, dtype=bool)
+        padded_mask[:n, :m] = mask
+        args.append(padded_mask)
+    kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)), mask is not None)
+    columns = np.asarray(kernel(*args))[:n].astype(np.float64)
+    return np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
 
 
 def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -116,11 +135,13 @@ def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np
       as the ends of runs on the first and last row).
     """
     n, m = cost.shape
-    kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)))
-    columns = np.asarray(kernel(_pad_cost(cost), n, m))[:n]
-    columns = np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
-    soft = np.stack([np.arange(n, dtype=np.float64), columns.astype(np.float64)], axis=1)
+    soft = _rows_and_columns(expected_columns(cost, gamma, weights))
     return np.concatenate([[[0.0, 0.0]], soft, [[n - 1.0, m - 1.0]]])
+
+
+def _rows_and_columns(columns: np.ndarray) -> np.ndarray:
+    """``(N,)`` column of every row -> ``(N, 2)`` float points (row, column)."""
+    return np.stack([np.arange(len(columns), dtype=np.float64), columns], axis=1)
 
 
 def sync_features(x: np.ndarray, y: np.ndarray, *, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0
@@ -168,19 +189,22 @@ def _guide_points(coarse: np.ndarray, factor: int, n: int, m: int) -> np.ndarray
     return np.maximum.accumulate(points, axis=0)
 
 
-def _solve_tile(x, y, start, end, lo, hi, weights, onset_weight) -> np.ndarray:
-    """DTW path from ``start`` to ``end`` (inclusive, fine frames) inside the band."""
+def _solve_tile(x, y, start, end, lo, hi, weights, onset_weight, soft_gamma) -> np.ndarray:
+    """Path from ``start`` to ``end`` (inclusive, fine frames) inside the band: the optimal one
+    (integer cells), or where ``soft_gamma > 0`` the expected column of every row (float)."""
     (n0, m0), (n1, m1) = start, end
     cost = sync_cost(x[n0:n1 + 1], y[m0:m1 + 1], onset_weight)
     columns = np.arange(m0, m1 + 1)[None, :]
     mask = (columns >= lo[n0:n1 + 1, None]) & (columns <= hi[n0:n1 + 1, None])
     mask[0, 0] = mask[-1, -1] = True
+    if soft_gamma > 0:
+        return _rows_and_columns(expected_columns(cost, soft_gamma, weights, mask)) + np.asarray([n0, m0])
     return _dtw_path(cost, weights, mask=mask) + np.asarray([n0, m0])
 
 
 def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
-                    tile_frames: int = 400, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0
-                    ) -> tuple[np.ndarray, int]:
+                    tile_frames: int = 400, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0,
+                    soft_gamma: float = 0.0) -> tuple[np.ndarray, int]:
     """Memory-bounded DTW path between ``x`` (N, D) and ``y`` (M, D).
 
     Args:
@@ -191,9 +215,13 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
       weights: DTW step weights.
       onset_weight: weight of the onset features at the fine level (:func:`sync_cost`); the coarse
         level compares block-averaged chroma only, as onsets do not survive averaging.
+      soft_gamma: > 0: every tile's path is its expected alignment at this gamma (one float point
+        per row, :func:`expected_columns` inside the band), the long-input form of
+        :func:`expected_path`; 0: optimal paths. The coarse level is always optimal.
 
     Returns:
-      ``(path, cells)``: the ``(L, 2)`` fine path and the number of cost cells evaluated.
+      ``(path, cells)``: the ``(L, 2)`` fine path (integer, or float where soft, then between the
+      corners as :func:`expected_path` returns it) and the number of cost cells evaluated.
     """
     n, m = len(x), len(y)
     xc, yc = block_mean(x[:, :CHROMA], factor), block_mean(y[:, :CHROMA], factor)
@@ -209,15 +237,18 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
         ahead = np.nonzero(guide_diagonal >= d0 + 2 * tile_frames)[0]
         last = len(ahead) == 0 or n + m - 2 - d0 <= 3 * tile_frames
         end = np.asarray([n - 1, m - 1]) if last else np.maximum(guide[ahead[0]], position)
-        tile = _solve_tile(x, y, position, end, lo, hi, weights, onset_weight)
+        tile = _solve_tile(x, y, position, end, lo, hi, weights, onset_weight, soft_gamma)
         cells += int((end[0] - position[0] + 1) * (end[1] - position[1] + 1))
         if last:
             pieces.append(tile)
             break
         keep = tile[tile.sum(axis=1) < d0 + tile_frames]
         pieces.append(keep[:-1])
-        position = keep[-1]
-    return np.concatenate(pieces), cells
+        position = np.round(keep[-1]).astype(np.int64)   # a soft tile's next start: the nearest cell
+    path = np.concatenate(pieces)
+    if soft_gamma > 0:
+        path = np.concatenate([[[0.0, 0.0]], path, [[n - 1.0, m - 1.0]]])
+    return path, cells
 
 
 def linear_path(n: int, m: int) -> np.ndarray:
@@ -295,7 +326,7 @@ def _core_path(x: np.ndarray, y: np.ndarray, config: SyncConfig) -> tuple[np.nda
                          f"coarse_rate_hz={config.coarse_rate_hz}")
     radius = max(1, int(round(config.band_radius_s * config.rate_hz)))
     return multiscale_path(x, y, factor=factor, radius=radius, tile_frames=config.tile_frames,
-                           weights=config.weights, onset_weight=config.onset_weight)
+                           weights=config.weights, onset_weight=config.onset_weight, soft_gamma=config.soft_gamma)
 
 
 def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,

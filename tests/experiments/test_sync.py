@@ -48,6 +48,13 @@ class TestAudioAudio:
         e_full = sync.beat_errors(full.path, FAST.rate_hz, a.beats_s, b.beats_s)
         e_multi = sync.beat_errors(multi.path, FAST.rate_hz, a.beats_s, b.beats_s)
         assert np.mean(e_multi) <= np.mean(e_full) + 0.02
+        # Soft tiles (the default) give the full-resolution soft path wherever the band holds it, to
+        # within a frame: each tile starts at the whole cell nearest the last one's path.
+        assert not np.issubdtype(multi.path.dtype, np.integer)
+        np.testing.assert_allclose(sync.warp_times(a.beats_s, multi.path, FAST.rate_hz),
+                                   sync.warp_times(a.beats_s, full.path, FAST.rate_hz), atol=1.0 / FAST.rate_hz)
+        hard = sync.align(x, y, dataclasses.replace(config, soft_gamma=0.0))
+        assert np.issubdtype(hard.path.dtype, np.integer) and _valid(hard.path, len(x), len(y))
 
     def test_multiscale_rates_must_divide(self, pair):
         _, _, x, y = pair
