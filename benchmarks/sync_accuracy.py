@@ -110,7 +110,8 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
 
     sets = recording_sets(corpus)
     default = sync.default_config()
-    methods = {"this project (conf/sync: chroma + DLNCO, 50 Hz, silence trimmed, straight between onsets)": default,
+    methods = {f"this project (conf/sync: chroma + DLNCO, {default.rate_hz:g} Hz, silence trimmed, straight between onsets)":
+               default,
                "this project, path as DTW found it (anchor_threshold 0)": dataclasses.replace(default,
                                                                                         anchor_threshold=0.0),
                "this project before (chroma only, 20 Hz)": dataclasses.replace(
@@ -291,7 +292,8 @@ def main() -> None:
     parser.add_argument("--per-collection", type=int, default=2,
                         help="test pieces of every collection (composer) of the small corpus to align")
     parser.add_argument("--full-subset", type=int, default=12)
-    parser.add_argument("--rate", type=float, default=50.0, help="feature rate of the variants table (Hz)")
+    parser.add_argument("--rate", type=float, default=sync.SyncConfig().rate_hz,
+                        help="feature rate of the variants table (Hz)")
     parser.add_argument("--long-minutes", type=float, default=20.0)
     parser.add_argument("--full-rates", default="5", help="rates (Hz) of full-resolution runs on the long pair")
     parser.add_argument("--skip-long", action="store_true")

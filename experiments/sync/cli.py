@@ -27,7 +27,7 @@ def _is_score(path: Path) -> bool:
 
 
 MIN_SECONDS = 1.0  # shorter inputs cannot be synchronized meaningfully
-# Above this many cells the command line switches to multiscale DTW: two 2:40 recordings at 50 Hz,
+# Above this many cells the command line switches to multiscale DTW: two 80 s recordings at 100 Hz,
 # 8 s and 2 GiB for the full-resolution soft path on 2 cores. Both give the same soft path where the
 # band holds it (docs/results/sync_accuracy.md, python benchmarks/sync_accuracy.py); below it, full
 # resolution needs no band.

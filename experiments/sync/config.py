@@ -42,7 +42,7 @@ class SyncConfig:
     """
 
     feature: str = "chroma_cqt"
-    rate_hz: float = 50.0
+    rate_hz: float = 100.0
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     log_compression: float = 100.0
     multiscale: bool = False
@@ -51,7 +51,7 @@ class SyncConfig:
     tile_frames: int = 400
     onset_weight: float = 0.5
     silence_db: float = 30.0
-    soft_gamma: float = 0.2
+    soft_gamma: float = 0.4
     anchor_threshold: float = 0.7
     anchor_window_s: float = 0.8
 

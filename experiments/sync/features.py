@@ -9,7 +9,7 @@ and stays up (where vibrato or a sampled loop moves it, it falls back); the peak
 each moved back to where the rise begins (and further the less it rises above what sounded
 before) and later by the lead of its semitone's window, log-compressed, are summed per pitch
 class into chroma onsets at the feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
-passages weigh alike), and every onset decays over the next 4 frames (weights sqrt(1/n)), so
+passages weigh alike), and every onset decays over the next 0.08 s (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
 A score gives the same features from its note starts.
 
@@ -48,7 +48,7 @@ MASKED_LAG_S_PER_DB = 8e-4  # ... one rising less, this much later per dB short 
 RISE_HORIZON_S = 0.25     # a rise's top is the highest level this long after its start
 LOCAL_NORM_S = 0.8        # window of the local normalization
 LOCAL_NORM_FLOOR = 0.1    # below this local norm, onsets are not lifted (near silence)
-DECAY = np.sqrt(1.0 / np.arange(1, 5))   # an onset's weight over the next frames (train pieces: 4 of 2-10)
+DECAY_S = 0.08            # an onset decays over this long, weights sqrt(1/n) frame by frame (train pieces)
 SCORE_DECAY_S = 2.0       # time constant of a held note in a score's chroma
 SCORE_RELEASE_S = 0.2     # ... and after its end
 
@@ -196,13 +196,15 @@ def chroma_onsets(times_s: np.ndarray, pitches: np.ndarray, strengths: np.ndarra
 
 
 def dlnco(onsets: np.ndarray, rate_hz: float, *, local_norm_s: float = LOCAL_NORM_S,
-          floor: float = LOCAL_NORM_FLOOR, decay: np.ndarray = DECAY) -> np.ndarray:
-    """Chroma onsets ``(T, 12)`` -> DLNCO ``(T, 12)`` float32: locally normalized, then decaying."""
+          floor: float = LOCAL_NORM_FLOOR, decay_s: float = DECAY_S) -> np.ndarray:
+    """Chroma onsets ``(T, 12)`` -> DLNCO ``(T, 12)`` float32: locally normalized, then decaying
+    over ``decay_s``: the n-th frame of an onset weighs sqrt(1/n)."""
     norms = np.linalg.norm(onsets, axis=1)
     size = 2 * int(local_norm_s * rate_hz / 2) + 1
     local = np.maximum(maximum_filter1d(norms, size=size, mode="constant"), floor)
     normalized = onsets / local[:, None]
     out = normalized.copy()
+    decay = np.sqrt(1.0 / np.arange(1, max(1, int(round(decay_s * rate_hz))) + 1))
     for lag, weight in enumerate(decay[1:], start=1):
         out[lag:] = np.maximum(out[lag:], weight * normalized[:-lag])
     return out.astype(np.float32)

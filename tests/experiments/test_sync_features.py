@@ -170,8 +170,8 @@ def test_a_long_lead_in_and_tail_do_not_pull_the_first_note(arpeggio):
         config = dataclasses.replace(sync.SyncConfig(), silence_db=silence_db)
         result = sync_features.align_prepared(sync_features.prepare_score(NOTES, 3.0, config),
                                               sync_features.prepare_audio(recording, SR, config), config)
-        errors[silence_db] = np.abs(sync.warp_times(onsets, result.path, RATE) - (onsets + 2.5))
-    assert errors[30.0].max() <= 0.04, errors[30.0]  # two frames
+        errors[silence_db] = np.abs(sync.warp_times(onsets, result.path, config.rate_hz) - (onsets + 2.5))
+    assert errors[30.0].max() <= 0.04, errors[30.0]
     assert errors[0.0][0] > 1.0  # without trimming, the score's start is spread over the lead-in
     assert sync.SyncConfig().silence_db > 0 and sync.SyncConfig().onset_weight > 0  # the defaults use both
 
@@ -182,6 +182,6 @@ def test_score_audio_with_onsets_and_trimming_is_close(tiny_corpus):
     for version in tiny_corpus.versions:
         piece = tiny_corpus.pieces[version.piece_id]
         result = sync.sync_score_audio(piece, version.load_audio(), SR, sync.SyncConfig())
-        errors.append(sync.beat_errors(result.path, RATE, piece.beats_q * 60.0 / piece.qpm, version.beats_s))
+        errors.append(sync.beat_errors(result.path, result.rate_hz, piece.beats_q * 60.0 / piece.qpm, version.beats_s))
     stats = sync.beat_error_stats(np.concatenate(errors))
     assert stats["within_50ms_pct"] >= 80.0 and stats["mean_ms"] < 60.0, stats
