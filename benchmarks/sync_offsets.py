@@ -62,7 +62,7 @@ def offset_summary(errors: list[np.ndarray]) -> list[str]:
     raw = np.abs(np.concatenate(errors))
     centred = np.abs(np.concatenate([e - np.median(e) for e in errors]))
     offsets = np.abs([np.median(e) for e in errors])
-    return [f"{100 * np.mean(raw <= TOLERANCE_S):.1f}", f"{100 * np.mean(centred <= TOLERANCE_S):.1f}",
+    return [f"{100 * np.mean(raw <= TOLERANCE_S):.2f}", f"{100 * np.mean(centred <= TOLERANCE_S):.1f}",
             f"{1000 * np.median(offsets):.0f}", f"{1000 * np.max(offsets):.0f}", str(raw.size)]
 
 
