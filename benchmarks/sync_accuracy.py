@@ -111,8 +111,8 @@ def toolbox_table(corpus: corpus_lib.Corpus) -> None:
 
     sets = recording_sets(corpus)
     default = sync.default_config()
-    methods = {f"this project (conf/sync: chroma + DLNCO, {default.rate_hz:g} Hz, silence trimmed, straight between onsets)":
-               default,
+    label = f"this project (conf/sync: chroma + DLNCO, {default.rate_hz:g} Hz, silence trimmed, straight between onsets)"
+    methods = {label: default,
                "this project, path as DTW found it (anchor_threshold 0)": dataclasses.replace(default,
                                                                                         anchor_threshold=0.0),
                "this project before (chroma only, 20 Hz)": dataclasses.replace(

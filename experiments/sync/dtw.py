@@ -10,8 +10,8 @@ from scipy.ndimage import maximum_filter1d
 
 from experiments.sync.config import SyncConfig, SyncResult
 
-__all__ = ["align", "anchor_at_onsets", "block_mean", "expected_columns", "expected_path", "linear_path", "multiscale_path",
-           "path_columns", "strong_onsets", "sync_cost", "sync_features"]
+__all__ = ["align", "anchor_at_onsets", "block_mean", "expected_columns", "expected_path", "linear_path",
+           "multiscale_path", "path_columns", "strong_onsets", "sync_cost", "sync_features"]
 
 CHROMA = 12  # the first columns of a feature row; any further ones are onset features
 # Cost matrices are padded to multiples of this size so the DTW kernel compiles once per bucket.
@@ -85,9 +85,9 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
 
 
 @functools.cache
-def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float], masked: bool):
+def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float]):
     """Compiled (padded cost, n, m[, mask]) -> expected column of every row; the lengths are traced,
-    so one compilation serves every pair of one bucket."""
+    so one compilation serves every pair of one bucket (with a mask and without)."""
     import jax
     import jax.numpy as jnp
 
@@ -98,9 +98,7 @@ def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float], 
         columns = jnp.arange(cost.shape[1], dtype=occupancy.dtype)
         return (occupancy @ columns) / jnp.maximum(occupancy.sum(axis=1), 1e-30)
 
-    if masked:
-        return jax.jit(expected_columns)
-    return jax.jit(lambda cost, n, m: expected_columns(cost, n, m))
+    return jax.jit(expected_columns)
 
 
 def expected_columns(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0), mask: np.ndarray | None = None
@@ -115,7 +113,7 @@ def expected_columns(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0), ma
         padded_mask = np.zeros(padded.shape, dtype=bool)
         padded_mask[:n, :m] = mask
         args.append(padded_mask)
-    kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)), mask is not None)
+    kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)))
     columns = np.asarray(kernel(*args))[:n].astype(np.float64)
     return np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
 

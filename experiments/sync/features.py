@@ -8,8 +8,9 @@ the level in dB of every semitone (a constant-Q transform, 5.8 ms hop) rises whe
 and stays up (where vibrato or a sampled loop moves it, it falls back); the peaks of that rise,
 each moved back to where the rise begins (and further the less it rises above what sounded
 before) and later by the lead of its semitone's window, log-compressed, are summed per pitch
-class into chroma onsets at the feature rate; each frame is divided by the largest onset norm within 0.8 s (so soft and loud
-passages weigh alike), and every onset decays over the next 0.08 s (weights sqrt(1/n)), so
+class into chroma onsets at the feature rate; each frame is divided by the largest onset norm
+within 0.8 s (so soft and loud passages weigh alike), and every onset decays over the next
+0.08 s (weights sqrt(1/n)), so
 that a cost between two versions rewards onsets that are close, not only those that coincide.
 A score gives the same features from its note starts.
 
@@ -131,7 +132,8 @@ def pitch_onsets(audio: np.ndarray, sr: int, *, hop: int = ONSET_HOP, window_s: 
     stays_up = sustained_rise(level, width) >= min_sustained_db
     semitones, peaks = np.nonzero(is_peak & is_strong & stays_up)
     frames = peaks if rise_start_db is None else rise_start(level, semitones, peaks, width, rise_start_db)
-    shortfall_db = np.maximum(CLEAR_RISE_DB - rise_depth(level, semitones, frames, int(RISE_HORIZON_S * sr / hop)), 0.0)
+    depth_db = rise_depth(level, semitones, frames, int(RISE_HORIZON_S * sr / hop))
+    shortfall_db = np.maximum(CLEAR_RISE_DB - depth_db, 0.0)
     times = (frames * hop / sr + window_lead * semitone_window_s(sr)[semitones]
              - masked_lag_s_per_db * shortfall_db)
     return times, semitones + LOWEST_MIDI, rise[semitones, peaks] / max(float(rise.max()), 1e-20)
