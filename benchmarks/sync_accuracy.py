@@ -7,9 +7,11 @@ Prints tables (markdown) of:
      it replaced) and of the Sync Toolbox (MrMsDTW with chroma and DLNCO; `pip install
      synctoolbox`) on the same pairs: every pair of versions of each of the first
      ``--per-collection`` test pieces of every collection (bach, haydn, ...) of the small corpus,
-     and each version against its score, once as rendered by the project's synthesizer and once
-     by FluidSynth with a General-MIDI SoundFont (sampled instruments, release tails; skipped without
-     `fluidsynth` and a SoundFont: `apt-get install fluidsynth fluid-soundfont-gm`);
+     and each version against its score, as rendered by the project's synthesizer and by FluidSynth
+     with every General-MIDI SoundFont installed or given by --soundfont (sampled instruments,
+     release tails; FluidR3 is the one the defaults were chosen on, with train pieces; the others
+     are sounds no setting was chosen on; skipped without `fluidsynth`: `apt-get install fluidsynth
+     fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont`);
   3. audio-audio variants on the project's renders (full resolution vs multiscale vs CENS vs linear);
   4. seconds per pair of the command line, all pairs in one process (--pairs) vs a process per pair;
   5. time and peak memory of multiscale vs full-resolution DTW on a synthetic
@@ -18,7 +20,8 @@ Prints tables (markdown) of:
 
 Usage:
     python benchmarks/sync_accuracy.py [--cache DIR] [--per-collection 2] [--full-subset 12] [--long-minutes 20]
-                                       [--full-rates 5,10] [--skip-long] [--timing-pairs 8] [--record]
+                                       [--full-rates 5,10] [--skip-long] [--timing-pairs 8]
+                                       [--soundfont PATH ...] [--record]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -81,19 +85,40 @@ def _stats_cells(errors_s: np.ndarray) -> str:
             f"{1000 * np.max(errors_s):.0f}")
 
 
-def recording_sets(corpus: corpus_lib.Corpus) -> dict[str, dict[str, np.ndarray]]:
-    """Renderer label -> version id -> audio: the project's renders, and FluidSynth renders with a
-    General-MIDI SoundFont where one is installed (the same performances)."""
-    from experiments.data.soundfont import find_soundfont, soundfont_version_audio
+def recording_sets(corpus: corpus_lib.Corpus, soundfonts: Sequence[Path]) -> dict[str, dict[str, np.ndarray]]:
+    """Renderer label -> version id -> audio: the project's renders, and FluidSynth renders with
+    each of ``soundfonts`` (the same performances)."""
+    from experiments.data.soundfont import soundfont_version_audio
 
     sets = {"project's synthesizer": {v.version_id: v.load_audio() for v in corpus.versions}}
-    if (soundfont := find_soundfont()) is not None:
+    for soundfont in soundfonts:
         sets[f"FluidSynth, {soundfont.name}"] = {
             v.version_id: soundfont_version_audio(v, soundfont, corpus.root / "soundfont") for v in corpus.versions}
     return sets
 
 
-NO_SOUNDFONT = "No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing.\n"
+def add_soundfont_argument(parser: argparse.ArgumentParser) -> None:
+    """``--soundfont PATH`` (repeatable); without it, every General-MIDI SoundFont installed."""
+    parser.add_argument("--soundfont", action="append", type=Path, metavar="PATH",
+                        help="render with this SoundFont too (repeatable; default: every one installed, "
+                             "FluidR3 first: the synchronization defaults were chosen on its train-piece renders)")
+
+
+def chosen_soundfonts(args: argparse.Namespace) -> list[Path]:
+    """The SoundFonts of ``--soundfont``, else every one installed (FluidSynth needed either way)."""
+    from experiments.data.soundfont import find_soundfonts
+
+    if args.soundfont:
+        missing = [str(p) for p in args.soundfont if not p.is_file()]
+        if missing:
+            raise SystemExit(f"--soundfont: no such file: {', '.join(missing)}")
+        return list(args.soundfont)
+    return find_soundfonts()
+
+
+NO_SOUNDFONT = ("No SoundFont render: `fluidsynth` or a General-MIDI SoundFont is missing "
+                "(`apt-get install fluidsynth fluid-soundfont-gm musescore-general-soundfont-small "
+                "timgm6mb-soundfont`).\n")
 
 
 def _toolbox(corpus, recordings: dict) -> np.ndarray:
@@ -105,11 +130,12 @@ def _toolbox(corpus, recordings: dict) -> np.ndarray:
                            for (a, b), path in zip(pairs, _synctoolbox.pair_paths(pairs, recordings))])
 
 
-def toolbox_table(corpus: corpus_lib.Corpus) -> None:
-    """This project beside the Sync Toolbox, on the project's renders and on SoundFont renders."""
+def toolbox_table(corpus: corpus_lib.Corpus, soundfonts: Sequence[Path]) -> None:
+    """This project beside the Sync Toolbox, on the project's renders and on renders with each of
+    ``soundfonts``."""
     import _synctoolbox
 
-    sets = recording_sets(corpus)
+    sets = recording_sets(corpus, soundfonts)
     default = sync.default_config()
     label = f"this project (conf/sync: chroma + DLNCO, {default.rate_hz:g} Hz, silence trimmed, straight between onsets)"
     methods = {label: default,
@@ -300,12 +326,14 @@ def main() -> None:
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--timing-pairs", type=int, default=8,
                         help="pairs timed with --pairs vs one process per pair (0: skip)")
+    add_soundfont_argument(parser)
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
+    soundfonts = chosen_soundfonts(args)
     with recorded_output(args.record):
         small = corpus_table(args.cache, args.full_subset)
         pieces = small.subset("test", per_collection=args.per_collection)
-        toolbox_table(pieces)
+        toolbox_table(pieces, soundfonts)
         accuracy_table(pieces, args.rate)
         if args.timing_pairs:
             pairs_timing_table(pieces, args.timing_pairs)

@@ -6,10 +6,12 @@ an alignment that matches what is heard is off by the difference of the two inst
 times at every beat of the pair: a constant, signed offset. This script splits the error into
 that per-pair offset (the median signed error of the pair) and what is left around it, for this
 project's default synchronization (conf/sync) and for the Sync Toolbox, on the project's renders
-and, where FluidSynth and a General-MIDI SoundFont are installed, on SoundFont renders.
+and, where FluidSynth is installed, on renders with every General-MIDI SoundFont installed (or
+those given by --soundfont).
 
 Usage:
-    python benchmarks/sync_offsets.py [--cache DIR] [--per-collection 2] [--pairs] [--record]
+    python benchmarks/sync_offsets.py [--cache DIR] [--per-collection 2] [--pairs] [--soundfont PATH ...]
+                                      [--record]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from _timing import RECORD_HELP, recorded_output  # noqa: E402
 from experiments import sync  # noqa: E402
 from experiments.data import corpus as corpus_lib  # noqa: E402
 from experiments.sync.features import align_prepared, prepare_audio  # noqa: E402
-from sync_accuracy import NO_SOUNDFONT, recording_sets  # noqa: E402
+from sync_accuracy import NO_SOUNDFONT, add_soundfont_argument, chosen_soundfonts, recording_sets  # noqa: E402
 
 TOLERANCE_S = 0.05
 
@@ -77,14 +79,16 @@ def main() -> None:
     parser.add_argument("--per-collection", type=int, default=2,
                         help="test pieces per collection of the small corpus, as in sync_accuracy.py")
     parser.add_argument("--pairs", action="store_true", help="also print every pair's offset and its instruments")
+    add_soundfont_argument(parser)
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args()
+    soundfonts = chosen_soundfonts(args)
 
     with recorded_output(args.record):
         small = corpus_lib.build_corpus(corpus_lib.corpus_config("small", cache_dir=args.cache), progress=False)
         corpus = small.subset("test", per_collection=args.per_collection)
         pairs = corpus.version_pairs()
-        sets = recording_sets(corpus)
+        sets = recording_sets(corpus, soundfonts)
         print("## Offset of each pair\n")
         print(f"Audio-audio beat errors, {len(pairs)} version pairs of {len(corpus.pieces)} "
               "test pieces. Offset of a pair: the median of its signed errors.\n")

@@ -7,9 +7,10 @@ tails, room and chorus effects. Each part plays the GM program closest to its pr
 (:data:`GM_PROGRAMS`). The MIDI file ends ``tail_s`` after the last note-off and FluidSynth
 renders until every voice has died away, so release tails ring out.
 
-Optional: needs the ``fluidsynth`` program and a ``.sf2`` file (Debian/Ubuntu:
-``apt-get install fluidsynth fluid-soundfont-gm``; or ``$SDTW_SOUNDFONT``). :func:`find_soundfont`
-returns None without them, and callers skip these renders.
+Optional: needs the ``fluidsynth`` program and a ``.sf2``/``.sf3`` file (Debian/Ubuntu:
+``apt-get install fluidsynth fluid-soundfont-gm``, and for more sounds ``musescore-general-soundfont-small
+timgm6mb-soundfont``; or ``$SDTW_SOUNDFONT``). :func:`find_soundfont` returns None without them,
+and callers skip these renders; :func:`find_soundfonts` lists every one installed.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ import numpy as np
 
 from experiments.data.types import NoteEvent, Version
 
-__all__ = ["GM_PROGRAMS", "find_soundfont", "midi_bytes", "render_soundfont", "soundfont_version_audio"]
+__all__ = ["GM_PROGRAMS", "find_soundfont", "find_soundfonts", "midi_bytes", "render_soundfont", "soundfont_version_audio"]
 
+# FluidR3 first: the synchronization defaults were chosen on its renders of train pieces. The others
+# (Debian's MuseScore General and TimGM6mb) are sounds no setting was chosen on.
 SOUNDFONT_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2",
-                   "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2")
+                   "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2",
+                   "/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf2/MuseScore_General.sf2",
+                   "/usr/share/sounds/sf2/TimGM6mb.sf2")
 # Synthesizer preset -> General-MIDI program (0-based): grand piano, nylon guitar, string ensemble,
 # church organ, flute, clarinet, brass section.
 GM_PROGRAMS = {"piano": 0, "guitar": 24, "strings": 48, "organ": 19, "flute": 73, "clarinet": 71, "brass": 61}
@@ -38,12 +43,19 @@ _MICROSECONDS_PER_QUARTER = 500_000  # with 500 ticks a quarter: one tick is one
 _DRUM_CHANNEL = 9
 
 
-def find_soundfont() -> Path | None:
-    """``$SDTW_SOUNDFONT`` or a General-MIDI SoundFont at a usual place, if ``fluidsynth`` is installed."""
+def find_soundfonts() -> list[Path]:
+    """Every General-MIDI SoundFont installed, if ``fluidsynth`` is: those in ``$SDTW_SOUNDFONT``
+    (paths separated by ``os.pathsep``), then those at usual places, each file once (links resolved)."""
     if shutil.which("fluidsynth") is None:
-        return None
-    candidates = [os.environ.get("SDTW_SOUNDFONT", ""), *SOUNDFONT_PATHS]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+        return []
+    candidates = [*os.environ.get("SDTW_SOUNDFONT", "").split(os.pathsep), *SOUNDFONT_PATHS]
+    found = [Path(c).resolve() for c in candidates if c and Path(c).is_file()]
+    return list(dict.fromkeys(found))
+
+
+def find_soundfont() -> Path | None:
+    """The first of :func:`find_soundfonts` (``$SDTW_SOUNDFONT``, else FluidR3), or None."""
+    return next(iter(find_soundfonts()), None)
 
 
 def _varlen(value: int) -> bytes:

@@ -3,6 +3,8 @@ note's time, and the render sounds where the notes are."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -37,3 +39,18 @@ def test_render_sounds_where_the_notes_are():
     first = np.argmax(level > 0.05 * level.max()) * frame / sr
     assert abs(first - 0.25) < 0.05  # no latency: ground truth stays the notes' times
     assert level[: int(0.2 * sr / frame)].max() < 1e-3
+
+
+def test_find_soundfonts_lists_each_file_once_in_order(tmp_path, monkeypatch):
+    fluid, other, chosen = (tmp_path / name for name in ("FluidR3_GM.sf2", "Other.sf3", "Mine.sf2"))
+    for path in (fluid, other, chosen):
+        path.write_bytes(b"sf")
+    (tmp_path / "default-GM.sf2").symlink_to(fluid)
+    monkeypatch.setattr(soundfont.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(soundfont, "SOUNDFONT_PATHS",
+                        tuple(str(tmp_path / n) for n in ("FluidR3_GM.sf2", "missing.sf2", "default-GM.sf2", "Other.sf3")))
+    monkeypatch.setenv("SDTW_SOUNDFONT", f"{chosen}{os.pathsep}{other}")
+    assert soundfont.find_soundfonts() == [chosen.resolve(), other.resolve(), fluid.resolve()]
+    assert soundfont.find_soundfont() == chosen.resolve()
+    monkeypatch.setattr(soundfont.shutil, "which", lambda name: None)
+    assert soundfont.find_soundfonts() == [] and soundfont.find_soundfont() is None
