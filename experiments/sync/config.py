@@ -29,7 +29,8 @@ class SyncConfig:
       onset_weight: weight of the DLNCO onset features next to chroma in the cost (0: chroma only;
         see :func:`experiments.sync.dtw.sync_cost`).
       silence_db: audio quieter than its loudest frame minus this many dB, before the first and
-        after the last louder frame, is silence, mapped linearly instead of aligned (0: off).
+        after the last louder frame, is silence, not aligned: the path crosses it at the tempo ratio
+        of the music (0: off).
       soft_gamma: > 0: the path is the expected alignment of soft-DTW with this gamma (one point
         per frame of A: the mean frame of B under the Gibbs distribution over paths), which
         averages out the frame-level jitter of the optimal path; in multiscale mode that of every

@@ -10,7 +10,7 @@ from scipy.ndimage import maximum_filter1d
 
 from experiments.sync.config import SyncConfig, SyncResult
 
-__all__ = ["align", "anchor_at_onsets", "block_mean", "expected_columns", "expected_path", "linear_path",
+__all__ = ["align", "anchor_at_onsets", "block_mean", "edge_path", "expected_columns", "expected_path", "linear_path",
            "multiscale_path", "path_columns", "strong_onsets", "sync_cost", "sync_features"]
 
 CHROMA = 12  # the first columns of a feature row; any further ones are onset features
@@ -262,6 +262,38 @@ def _segment(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return linear_path(int(stop[0] - start[0]) + 1, int(stop[1] - start[1]) + 1) + start
 
 
+def _edge_knee(inner: np.ndarray, corner: np.ndarray, slope: float) -> np.ndarray:
+    """Where a line from ``inner`` towards ``corner`` at ``slope`` frames of B per frame of A meets
+    the row or column of ``corner`` (rounded to whole frames, between the two)."""
+    direction = np.sign(corner - inner)
+    rows, columns = np.abs(corner - inner).astype(np.float64)
+    if columns >= slope * rows:      # meets A's first/last frame; B's rest of the silence is a run there
+        step = np.asarray([rows, slope * rows])
+    else:                            # meets B's first/last frame; A's rest of the silence runs along it
+        step = np.asarray([columns / slope, columns])
+    return inner + direction * np.round(step).astype(np.int64)
+
+
+def edge_path(inner: np.ndarray, corner: np.ndarray, slope: float) -> np.ndarray:
+    """Path from ``corner`` ((0, 0) or (N-1, M-1)) to ``inner``, the first or last frames where both
+    sides sound, through the silence before or after the music.
+
+    From ``inner`` the path keeps the music's tempo ratio ``slope`` (frames of B per frame of A)
+    until it meets the row or column of ``corner``, then runs along it. A piece that starts with a
+    rest has its first beat in that silence, as long before the first note as the rest lasts at
+    the tempo of each side: a score's rest starts at 0 s, a recording's after a lead-in of any
+    length, and a line from corner to corner would scale the rest by the ratio of the two
+    silences instead (a first beat 1 s off where a recording's lead-in was 1 s).
+
+    Returns:
+      ``(L, 2)`` int path from the end nearest (0, 0) to the other, both ends included.
+    """
+    inner, corner = np.asarray(inner, np.int64), np.asarray(corner, np.int64)
+    knee = _edge_knee(inner, corner, max(float(slope), 1e-9))
+    start, middle, stop = (corner, knee, inner) if (corner <= inner).all() else (inner, knee, corner)
+    return np.concatenate([_segment(start, middle)[:-1], _segment(middle, stop)])
+
+
 def path_columns(path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every frame of A on a warping path ``(L, 2)`` and the one position of B it maps to, ``(K,)`` each.
 
@@ -333,11 +365,12 @@ def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
     """Align two feature sequences at ``config.rate_hz`` (full or multiscale).
 
     ``active_x`` and ``active_y`` (``[start, stop)`` frames, e.g. from
-    :func:`experiments.sync.features.active_frames`) confine DTW to where there is music: the
-    silence before and after is mapped linearly onto the other side's, so a lead-in or a release
-    tail cannot pull the first or last beats. ``onsets_x`` (``(N,)`` onset strength of every frame
-    of x) and ``config.anchor_threshold > 0``: the path runs straight between its points at the
-    strong onsets of x (:func:`anchor_at_onsets`).
+    :func:`experiments.sync.features.active_frames`) confine DTW to where there is music, so a
+    lead-in or a release tail cannot pull the first or last beats: through the silence before and
+    after, the path keeps the music's overall tempo ratio from its first and last sounding frames
+    (:func:`edge_path`). ``onsets_x`` (``(N,)`` onset strength of every frame of x) and
+    ``config.anchor_threshold > 0``: between those frames the path runs straight between its points
+    at the strong onsets of x (:func:`anchor_at_onsets`).
     """
     started = time.perf_counter()
     n, m = len(x), len(y)
@@ -346,12 +379,14 @@ def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
         raise ValueError(f"active ranges {(a0, a1)}, {(b0, b1)} do not fit sequences of {n} and {m} frames")
     core, cells = _core_path(x[a0:a1], y[b0:b1], config)  # int, or float where soft
     first, last = np.asarray([a0, b0]), np.asarray([a1 - 1, b1 - 1])
-    path = np.concatenate([_segment(np.zeros(2, np.int64), first)[:-1], core + first,
-                           _segment(last, np.asarray([n - 1, m - 1]))[1:]])
+    slope = (b1 - b0) / (a1 - a0)
+    path = np.concatenate([edge_path(first, np.zeros(2, np.int64), slope)[:-1], core + first,
+                           edge_path(last, np.asarray([n - 1, m - 1]), slope)[1:]])
     if onsets_x is not None and config.anchor_threshold > 0:
         if len(onsets_x) != n:
             raise ValueError(f"onsets_x has {len(onsets_x)} frames, x has {n}")
         window = int(round(config.anchor_window_s * config.rate_hz))
         onsets = strong_onsets(onsets_x[a0:a1], window, config.anchor_threshold) + a0
-        path = anchor_at_onsets(path, np.concatenate([onsets, [a0, a1 - 1]]), n)
+        silence = np.concatenate([np.arange(a0 + 1), np.arange(a1 - 1, n)])  # keeps its edge paths
+        path = anchor_at_onsets(path, np.concatenate([onsets, silence]), n)
     return SyncResult(path, config.rate_hz, time.perf_counter() - started, cells)

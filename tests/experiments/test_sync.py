@@ -8,6 +8,7 @@ import pytest
 import soundfile
 
 from experiments import sync
+from experiments.sync.dtw import edge_path
 
 SR = 22050
 FAST = sync.SyncConfig(rate_hz=10.0)  # small cost matrices keep the tests quick
@@ -97,6 +98,19 @@ class TestEvaluation:
 
     def test_linear_path(self):
         assert _valid(sync.linear_path(5, 9), 5, 9)
+
+    @pytest.mark.parametrize("inner, slope, knee", [((4, 10), 1.0, (0, 6)),    # B's longer silence: a run at row 0
+                                                    ((6, 3), 1.0, (3, 0)),     # A's longer silence: a run along column 0
+                                                    ((4, 10), 2.0, (0, 2)),
+                                                    ((0, 0), 1.0, (0, 0))])
+    def test_edge_paths_keep_the_tempo_ratio_through_silence(self, inner, slope, knee):
+        lead_in = edge_path(np.asarray(inner), np.zeros(2, np.int64), slope)
+        assert _valid(lead_in, inner[0] + 1, inner[1] + 1) and tuple(lead_in[-1]) == inner
+        assert tuple(knee) in set(map(tuple, lead_in))
+        # The same silence after the music (the music ends at (0, 0) here): the path mirrored.
+        n, m = inner[0] + 1, inner[1] + 1
+        tail = edge_path(np.zeros(2, np.int64), np.asarray([n - 1, m - 1]), slope)
+        assert _valid(tail, n, m) and (n - 1 - knee[0], m - 1 - knee[1]) in set(map(tuple, tail))
 
 
 class TestCommandLine:

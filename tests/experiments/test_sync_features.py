@@ -176,6 +176,17 @@ def test_a_long_lead_in_and_tail_do_not_pull_the_first_note(arpeggio):
     assert sync.SyncConfig().silence_db > 0 and sync.SyncConfig().onset_weight > 0  # the defaults use both
 
 
+def test_a_beat_in_the_rest_before_the_first_note_keeps_its_distance(arpeggio):
+    """The score's 0 s is a beat 0.5 s before its first note; the recording plays that rest after a
+    2.5 s lead-in, so the beat falls at 2.5 s there, not at 0 s (where a line from corner to corner
+    through both silences put it) and not at the first note."""
+    recording = np.concatenate([np.zeros(int(2.5 * SR), np.float32), arpeggio, np.zeros(SR, np.float32)])
+    config = sync.SyncConfig()
+    result = sync_features.align_prepared(sync_features.prepare_score(NOTES, 3.0, config),
+                                          sync_features.prepare_audio(recording, SR, config), config)
+    assert abs(sync.warp_times(np.asarray([0.0, 0.25]), result.path, config.rate_hz) - [2.5, 2.75]).max() < 0.04
+
+
 def test_score_audio_with_onsets_and_trimming_is_close(tiny_corpus):
     """Every version of the tiny corpus against its score, with the default features."""
     errors = []
