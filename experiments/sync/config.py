@@ -40,6 +40,10 @@ class SyncConfig:
         straight between them (constant tempo; :func:`experiments.sync.dtw.anchor_at_onsets`);
         0: the path as DTW found it.
       anchor_window_s: the window of that comparison in seconds.
+      anchor_max_spread_s: > 0 with a soft path: an onset anchors the path only where soft-DTW is
+        sure where it goes, the standard deviation of its position in B at most this many seconds
+        (:func:`experiments.sync.dtw.expected_columns`); a note that B does not show (a repeated
+        note played legato) is crossed straight instead of pinned at a guess. 0: every strong onset.
     """
 
     feature: str = "chroma_cqt"
@@ -55,6 +59,7 @@ class SyncConfig:
     soft_gamma: float = 0.4
     anchor_threshold: float = 0.7
     anchor_window_s: float = 0.8
+    anchor_max_spread_s: float = 0.05
 
 
 def default_config() -> SyncConfig:

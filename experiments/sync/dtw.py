@@ -86,8 +86,9 @@ def _dtw_path(cost: np.ndarray, weights, mask: np.ndarray | None = None) -> np.n
 
 @functools.cache
 def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float]):
-    """Compiled (padded cost, n, m[, mask]) -> expected column of every row; the lengths are traced,
-    so one compilation serves every pair of one bucket (with a mask and without)."""
+    """Compiled (padded cost, n, m[, mask]) -> expected column of every row and its standard
+    deviation; the lengths are traced, so one compilation serves every pair of one bucket (with a
+    mask and without)."""
     import jax
     import jax.numpy as jnp
 
@@ -96,16 +97,29 @@ def _expected_columns_kernel(gamma: float, weights: tuple[float, float, float]):
     def expected_columns(cost, n, m, mask=None):
         occupancy = sdtw.expected_alignment(cost, gamma, lengths=(n, m), weights=weights, mask=mask)
         columns = jnp.arange(cost.shape[1], dtype=occupancy.dtype)
-        return (occupancy @ columns) / jnp.maximum(occupancy.sum(axis=1), 1e-30)
+        mass = jnp.maximum(occupancy.sum(axis=1), 1e-30)
+        mean = (occupancy @ columns) / mass
+        # Around the mean, not E[c^2] - E[c]^2: in float32 that difference of two ~1e7 numbers
+        # would be off by whole frames.
+        variance = jnp.sum(occupancy * (columns[None, :] - mean[:, None]) ** 2, axis=1) / mass
+        return mean, jnp.sqrt(variance)
 
     return jax.jit(expected_columns)
 
 
 def expected_columns(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0), mask: np.ndarray | None = None
-                     ) -> np.ndarray:
-    """``(N,)``: for every row of ``cost`` (N, M), the expected column under soft-DTW's distribution
-    over alignments from (0, 0) to (N-1, M-1) through the cells where ``mask`` (N, M) is True (all
-    when None), clipped to [0, M-1] and made non-decreasing."""
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Where soft-DTW puts every row of ``cost`` (N, M), and how sure it is.
+
+    Under soft-DTW's distribution over alignments from (0, 0) to (N-1, M-1) through the cells where
+    ``mask`` (N, M) is True (all when None).
+
+    Returns:
+      ``(columns, spread)``, each ``(N,)``: the expected column of every row, clipped to [0, M-1]
+      and made non-decreasing, and the standard deviation of its column (in columns): small where
+      one match stands out, large where the row could lie in several places (a held note, or a
+      note the other side does not show).
+    """
     n, m = cost.shape
     padded = _pad_cost(cost)
     args = [padded, n, m]
@@ -114,8 +128,8 @@ def expected_columns(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0), ma
         padded_mask[:n, :m] = mask
         args.append(padded_mask)
     kernel = _expected_columns_kernel(float(gamma), tuple(map(float, weights)))
-    columns = np.asarray(kernel(*args))[:n].astype(np.float64)
-    return np.maximum.accumulate(np.clip(columns, 0.0, m - 1))
+    columns, spread = (np.asarray(out)[:n].astype(np.float64) for out in kernel(*args))
+    return np.maximum.accumulate(np.clip(columns, 0.0, m - 1)), spread
 
 
 def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -132,9 +146,18 @@ def expected_path(cost: np.ndarray, gamma: float, weights=(1.0, 1.0, 1.0)) -> np
       corners (0, 0) and (N-1, M-1) (which :func:`~experiments.sync.evaluate.warp_times` reads
       as the ends of runs on the first and last row).
     """
-    n, m = cost.shape
-    soft = _rows_and_columns(expected_columns(cost, gamma, weights))
-    return np.concatenate([[[0.0, 0.0]], soft, [[n - 1.0, m - 1.0]]])
+    return _soft_path(cost, gamma, weights)[0]
+
+
+def _soft_path(cost: np.ndarray, gamma: float, weights) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`expected_path` and the spread of every row (:func:`expected_columns`)."""
+    columns, spread = expected_columns(cost, gamma, weights)
+    return _between_corners(_rows_and_columns(columns), *cost.shape), spread
+
+
+def _between_corners(points: np.ndarray, n: int, m: int) -> np.ndarray:
+    """``(K, 2)`` float points -> ``(K + 2, 2)``: (0, 0) first and (n-1, m-1) last."""
+    return np.concatenate([[[0.0, 0.0]], points, [[n - 1.0, m - 1.0]]])
 
 
 def _rows_and_columns(columns: np.ndarray) -> np.ndarray:
@@ -187,22 +210,24 @@ def _guide_points(coarse: np.ndarray, factor: int, n: int, m: int) -> np.ndarray
     return np.maximum.accumulate(points, axis=0)
 
 
-def _solve_tile(x, y, start, end, lo, hi, weights, onset_weight, soft_gamma) -> np.ndarray:
+def _solve_tile(x, y, start, end, lo, hi, weights, onset_weight, soft_gamma) -> tuple[np.ndarray, np.ndarray | None]:
     """Path from ``start`` to ``end`` (inclusive, fine frames) inside the band: the optimal one
-    (integer cells), or where ``soft_gamma > 0`` the expected column of every row (float)."""
+    (integer cells; spread None), or where ``soft_gamma > 0`` the expected column of every row
+    (float) and its spread."""
     (n0, m0), (n1, m1) = start, end
     cost = sync_cost(x[n0:n1 + 1], y[m0:m1 + 1], onset_weight)
     columns = np.arange(m0, m1 + 1)[None, :]
     mask = (columns >= lo[n0:n1 + 1, None]) & (columns <= hi[n0:n1 + 1, None])
     mask[0, 0] = mask[-1, -1] = True
     if soft_gamma > 0:
-        return _rows_and_columns(expected_columns(cost, soft_gamma, weights, mask)) + np.asarray([n0, m0])
-    return _dtw_path(cost, weights, mask=mask) + np.asarray([n0, m0])
+        columns, spread = expected_columns(cost, soft_gamma, weights, mask)
+        return _rows_and_columns(columns) + np.asarray([n0, m0]), spread
+    return _dtw_path(cost, weights, mask=mask) + np.asarray([n0, m0]), None
 
 
 def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
                     tile_frames: int = 400, weights=(1.0, 1.0, 1.0), onset_weight: float = 0.0,
-                    soft_gamma: float = 0.0) -> tuple[np.ndarray, int]:
+                    soft_gamma: float = 0.0) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Memory-bounded DTW path between ``x`` (N, D) and ``y`` (M, D).
 
     Args:
@@ -218,8 +243,10 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
         :func:`expected_path`; 0: optimal paths. The coarse level is always optimal.
 
     Returns:
-      ``(path, cells)``: the ``(L, 2)`` fine path (integer, or float where soft, then between the
-      corners as :func:`expected_path` returns it) and the number of cost cells evaluated.
+      ``(path, cells, spread)``: the ``(L, 2)`` fine path (integer, or float where soft, then
+      between the corners as :func:`expected_path` returns it), the number of cost cells
+      evaluated, and where soft the ``(N,)`` spread of every row within its tile
+      (:func:`expected_columns`; None where hard).
     """
     n, m = len(x), len(y)
     xc, yc = block_mean(x[:, :CHROMA], factor), block_mean(y[:, :CHROMA], factor)
@@ -228,25 +255,24 @@ def multiscale_path(x: np.ndarray, y: np.ndarray, *, factor: int, radius: int,
     lo, hi = _band_from_coarse(coarse, factor, radius, n, m)
     guide = _guide_points(coarse, factor, n, m)
     guide_diagonal = guide.sum(axis=1)
-    pieces = []
+    pieces, spreads = [], []
     position = np.zeros(2, dtype=np.int64)
     while True:
         d0 = int(position.sum())
         ahead = np.nonzero(guide_diagonal >= d0 + 2 * tile_frames)[0]
         last = len(ahead) == 0 or n + m - 2 - d0 <= 3 * tile_frames
         end = np.asarray([n - 1, m - 1]) if last else np.maximum(guide[ahead[0]], position)
-        tile = _solve_tile(x, y, position, end, lo, hi, weights, onset_weight, soft_gamma)
+        tile, spread = _solve_tile(x, y, position, end, lo, hi, weights, onset_weight, soft_gamma)
         cells += int((end[0] - position[0] + 1) * (end[1] - position[1] + 1))
+        kept = len(tile) if last else int(np.sum(tile.sum(axis=1) < d0 + tile_frames)) - 1
+        pieces.append(tile[:kept])
+        spreads.append(None if spread is None else spread[:kept])   # a soft tile has one row per point
         if last:
-            pieces.append(tile)
             break
-        keep = tile[tile.sum(axis=1) < d0 + tile_frames]
-        pieces.append(keep[:-1])
-        position = np.round(keep[-1]).astype(np.int64)   # a soft tile's next start: the nearest cell
-    path = np.concatenate(pieces)
-    if soft_gamma > 0:
-        path = np.concatenate([[[0.0, 0.0]], path, [[n - 1.0, m - 1.0]]])
-    return path, cells
+        position = np.round(tile[kept]).astype(np.int64)   # a soft tile's next start: the nearest cell
+    if soft_gamma <= 0:
+        return np.concatenate(pieces), cells, None
+    return _between_corners(np.concatenate(pieces), n, m), cells, np.concatenate(spreads)
 
 
 def linear_path(n: int, m: int) -> np.ndarray:
@@ -344,12 +370,15 @@ def anchor_at_onsets(path: np.ndarray, anchors: np.ndarray, n: int) -> np.ndarra
     return np.concatenate([path[:1], straight, path[-1:]]).astype(np.float64)
 
 
-def _core_path(x: np.ndarray, y: np.ndarray, config: SyncConfig) -> tuple[np.ndarray, int]:
+def _core_path(x: np.ndarray, y: np.ndarray, config: SyncConfig) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """``(path, cells, spread)`` of ``x`` against ``y`` (spread: see :func:`multiscale_path`)."""
     if not config.multiscale:
         if config.soft_gamma > 0:
             cost = sync_cost(x, y, config.onset_weight)
-            return expected_path(cost, config.soft_gamma, config.weights), cost.size
-        return sync_features(x, y, weights=config.weights, onset_weight=config.onset_weight), len(x) * len(y)
+            path, spread = _soft_path(cost, config.soft_gamma, config.weights)
+            return path, cost.size, spread
+        path = sync_features(x, y, weights=config.weights, onset_weight=config.onset_weight)
+        return path, len(x) * len(y), None
     factor = int(round(config.rate_hz / config.coarse_rate_hz))
     if factor < 1 or abs(factor * config.coarse_rate_hz - config.rate_hz) > 1e-6:
         raise ValueError(f"rate_hz={config.rate_hz} must be an integer multiple of "
@@ -377,7 +406,7 @@ def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
     (a0, a1), (b0, b1) = active_x or (0, n), active_y or (0, m)
     if not (0 <= a0 < a1 <= n and 0 <= b0 < b1 <= m):
         raise ValueError(f"active ranges {(a0, a1)}, {(b0, b1)} do not fit sequences of {n} and {m} frames")
-    core, cells = _core_path(x[a0:a1], y[b0:b1], config)  # int, or float where soft
+    core, cells, spread = _core_path(x[a0:a1], y[b0:b1], config)  # int, or float where soft
     first, last = np.asarray([a0, b0]), np.asarray([a1 - 1, b1 - 1])
     slope = (b1 - b0) / (a1 - a0)
     path = np.concatenate([edge_path(first, np.zeros(2, np.int64), slope)[:-1], core + first,
@@ -386,7 +415,10 @@ def align(x: np.ndarray, y: np.ndarray, config: SyncConfig = SyncConfig(), *,
         if len(onsets_x) != n:
             raise ValueError(f"onsets_x has {len(onsets_x)} frames, x has {n}")
         window = int(round(config.anchor_window_s * config.rate_hz))
-        onsets = strong_onsets(onsets_x[a0:a1], window, config.anchor_threshold) + a0
+        onsets = strong_onsets(onsets_x[a0:a1], window, config.anchor_threshold)
+        if spread is not None and config.anchor_max_spread_s > 0:
+            onsets = onsets[spread[onsets] <= config.anchor_max_spread_s * config.rate_hz]
+        onsets = onsets + a0
         silence = np.concatenate([np.arange(a0 + 1), np.arange(a1 - 1, n)])  # keeps its edge paths
         path = anchor_at_onsets(path, np.concatenate([onsets, silence]), n)
     return SyncResult(path, config.rate_hz, time.perf_counter() - started, cells)

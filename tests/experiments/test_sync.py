@@ -8,6 +8,7 @@ import pytest
 import soundfile
 
 from experiments import sync
+from experiments.sync import dtw as sync_paths
 from experiments.sync.dtw import edge_path
 
 SR = 22050
@@ -56,6 +57,18 @@ class TestAudioAudio:
                                    sync.warp_times(a.beats_s, full.path, FAST.rate_hz), atol=1.0 / FAST.rate_hz)
         hard = sync.align(x, y, dataclasses.replace(config, soft_gamma=0.0))
         assert np.issubdtype(hard.path.dtype, np.integer) and _valid(hard.path, len(x), len(y))
+
+    def test_multiscale_spread_is_the_full_resolution_spread(self, pair):
+        """One spread per row of A; inside the band it is the full-resolution one, except near the
+        tile ends, where the path is pinned to a cell."""
+        _, _, x, y = pair
+        gamma, weight = FAST.soft_gamma, FAST.onset_weight
+        _, _, spread = sync_paths.multiscale_path(x, y, factor=5, radius=20, tile_frames=30, soft_gamma=gamma,
+                                                  onset_weight=weight)
+        _, full = sync_paths.expected_columns(sync_paths.sync_cost(x, y, weight), gamma)
+        assert spread.shape == (len(x),)
+        assert np.median(np.abs(spread - full)) < 0.25 and full.max() > 1.0
+        assert sync_paths.multiscale_path(x, y, factor=5, radius=20, tile_frames=30)[2] is None  # hard tiles
 
     def test_multiscale_rates_must_divide(self, pair):
         _, _, x, y = pair
@@ -251,7 +264,7 @@ def _all_paths(n, m):
 
 
 def test_expected_path_is_the_mean_column_under_the_gibbs_distribution():
-    from experiments.sync.dtw import expected_path
+    from experiments.sync.dtw import expected_columns, expected_path
 
     rng = np.random.default_rng(0)
     cost, gamma = rng.uniform(size=(4, 5)), 0.3
@@ -266,6 +279,45 @@ def test_expected_path_is_the_mean_column_under_the_gibbs_distribution():
     path = expected_path(cost, gamma)
     np.testing.assert_allclose(path[1:-1, 1], np.maximum.accumulate(brute), rtol=1e-4)
     np.testing.assert_array_equal(path[[0, -1]], [[0, 0], [3, 4]])
+    # The spread: the standard deviation of the column around that mean, under the same weights.
+    spread = np.sqrt(occupancy @ np.arange(5) ** 2 / occupancy.sum(axis=1) - brute ** 2)
+    np.testing.assert_allclose(expected_columns(cost, gamma)[1], spread, rtol=1e-3, atol=1e-4)
+
+
+def test_the_spread_is_small_where_one_match_stands_out_and_large_where_none_does():
+    from experiments.sync.dtw import expected_columns
+
+    clear = 1.0 - np.eye(60, dtype=np.float32)
+    flat = np.ones((20, 60), dtype=np.float32)  # every shortest path (60 cells) costs the same
+    assert expected_columns(clear, 0.1)[1][1:-1].max() < 0.1
+    assert expected_columns(flat, 0.1)[1][8:12].min() > 5.0
+
+
+def test_an_onset_where_the_alignment_is_unsure_does_not_anchor_it():
+    """Rows 0-39 match columns 0-39 one to one and rows 60-99 columns 120-159; rows 40-59 hold one
+    note that columns 40-119 hold too, and row 50 adds a second one that column 55 shows as well.
+    Soft-DTW pulls row 50 towards column 55, unsure (two matches, far apart, both partial): as an
+    anchor it pins the path there; above ``anchor_max_spread_s`` it is crossed straight."""
+    x = np.zeros((100, 12), np.float32)
+    y = np.zeros((160, 12), np.float32)
+    x[:40] = y[:40] = np.eye(12, dtype=np.float32)[np.arange(40) % 12] + 0.1
+    x[60:] = y[120:] = np.eye(12, dtype=np.float32)[np.arange(40) % 12] + 0.1
+    x[40:60, 0] = y[40:120, 0] = 1.0
+    x[50, 1] = y[55, 1] = 1.0
+    onsets = np.zeros(100)
+    onsets[[0, 39, 50, 60, 99]] = 1.0
+    config = sync.SyncConfig(rate_hz=10.0, onset_weight=0.0, soft_gamma=0.05, anchor_threshold=0.5,
+                             anchor_window_s=0.5)
+    columns, spread = sync_paths.expected_columns(sync_paths.sync_cost(x, y), config.soft_gamma)
+    assert spread[50] > 5 and abs(columns[50] - 55) < 5          # pulled to the second match, unsure
+    assert spread[[39, 60]].max() < 2                              # sure where the notes change
+    mapped = {}
+    for limit in (0.0, 0.3):
+        path = sync.align(x, y, dataclasses.replace(config, anchor_max_spread_s=limit), onsets_x=onsets).path
+        mapped[limit] = dict(zip(*sync_paths.path_columns(path)))
+    assert mapped[0.0][50] == pytest.approx(columns[50], abs=0.5)   # pinned where soft-DTW put it
+    assert mapped[0.3][50] == pytest.approx(np.interp(50, [39, 60], [mapped[0.3][39], mapped[0.3][60]]), abs=0.5)
+    assert abs(mapped[0.3][39] - 39) < 1 and abs(mapped[0.3][60] - 120) < 1
 
 
 def test_soft_path_lands_between_frames_and_is_no_worse(pair):
@@ -304,7 +356,7 @@ class TestOnsetAnchors:
         _, _, x, y = pair
         onsets = np.zeros(len(x))
         onsets[[10, 25, 40]] = 1.0
-        config = dataclasses.replace(FAST, anchor_threshold=0.7, anchor_window_s=1.0)
+        config = dataclasses.replace(FAST, anchor_threshold=0.7, anchor_window_s=1.0, anchor_max_spread_s=0.0)
         free = sync.align(x, y, config)
         anchored = sync.align(x, y, config, onsets_x=onsets)
         assert _valid(anchored.path, len(x), len(y)) and len(anchored.path) == len(x) + 2
