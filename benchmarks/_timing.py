@@ -38,11 +38,13 @@ RECORD_HELP = "also save the output, stamped with commit and machine, as docs/re
 
 
 def recorded_output(record: bool):
-    """Context for a benchmark's printing: with ``--record``, saved as ``docs/results/<script>.md``."""
+    """Context for a benchmark's printing: with ``--record``, saved as ``docs/results/<script>.md``,
+    or ``<script>_gpu.md`` when JAX runs on a GPU (so GPU and CPU figures sit side by side)."""
     import sys
     from pathlib import Path
 
     from experiments.provenance import command_line, recorded
 
     script = Path(sys.argv[0]).stem
-    return recorded(script, command_line(f"python benchmarks/{script}.py", sys.argv[1:]), record=record)
+    name = f"{script}_gpu" if jax.default_backend() == "gpu" else script
+    return recorded(name, command_line(f"python benchmarks/{script}.py", sys.argv[1:]), record=record)

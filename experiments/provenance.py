@@ -38,7 +38,8 @@ INCLUDE = re.compile(r"<!-- include (?P<file>[^#\s]+)(?:#(?P<section>[^>]+?))? -
 
 def commit() -> str:
     """Short hash of HEAD, with "+changes" when tracked files differ from it (recorded results and the
-    README aside); "unknown" outside git."""
+    README aside). Outside git (a copy of a commit's files, e.g. on a remote GPU machine):
+    ``$SDTW_RETRIEVAL_COMMIT`` if set, else "unknown"."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -47,7 +48,7 @@ def commit() -> str:
         return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                                  ":!docs/results", ":!README.md") else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("SDTW_RETRIEVAL_COMMIT", "unknown")
 
 
 def _cpu_name() -> str:

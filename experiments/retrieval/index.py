@@ -107,14 +107,15 @@ class BruteForceIndex:
     def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries, "queries")
         k = min(int(k), self.size)
-        distances, ids = [], []
+        blocks = []  # every block is dispatched before any result is read back: no host round trip between them
         for start in range(0, queries.shape[0], self.query_chunk):
             q = queries[start:start + self.query_chunk]
             pad = max(8, 1 << (len(q) - 1).bit_length()) - len(q)
-            d, i = _brute_force_topk(jnp.asarray(np.pad(q, ((0, pad), (0, 0)))), self._chunks, self._norms, k)
-            distances.append(np.asarray(d)[: len(q)])
-            ids.append(np.asarray(i)[: len(q)])
-        return np.concatenate(distances), np.concatenate(ids).astype(np.int64)
+            blocks.append((len(q), _brute_force_topk(jnp.asarray(np.pad(q, ((0, pad), (0, 0)))), self._chunks,
+                                                     self._norms, k)))
+        distances = np.concatenate([np.asarray(d)[:n] for n, (d, _) in blocks])
+        ids = np.concatenate([np.asarray(i)[:n] for n, (_, i) in blocks])
+        return distances, ids.astype(np.int64)
 
 
 class KDTreeIndex:
