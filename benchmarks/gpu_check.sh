@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks and timings that need a GPU, in one run of at most ten minutes:
+# The checks and timings that need a GPU, in one run of about seven minutes:
 #   SDTW_RETRIEVAL_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu_check.sh [OUT_DIR]
 # 1. the Pallas kernels compiled by Triton against brute force and the XLA path (tests/sdtw/test_pallas.py);
 # 2. soft-DTW speed beside OTT-JAX at the sizes of the GPU comparison (recorded: docs/results/sdtw_speed_gpu.md);
@@ -32,12 +32,15 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAM
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 tests=(python3 -m pytest -q -o addopts= -p no:cacheprovider -rfE)
-step pallas_tests 130 "${tests[@]}" -x tests/sdtw/test_pallas.py
-step sdtw_speed 180 python3 benchmarks/sdtw_speed.py --impl pallas xla --no-tslearn --repeats 5 \
+step pallas_tests 90 "${tests[@]}" -x tests/sdtw/test_pallas.py
+step sdtw_speed 120 python3 benchmarks/sdtw_speed.py --impl pallas xla --no-tslearn --repeats 10 \
   --sizes 16x256 256x256 64x512 4x1024 1x4096 --record
-step pallas_tuning 80 python3 benchmarks/pallas_tuning.py --sizes 16x256 64x512 1x4096 --repeats 5
-step exact_search 70 python3 benchmarks/exact_search.py --sizes 1000000x12 200000x240 --queries 4096 \
+step pallas_tuning 70 python3 benchmarks/pallas_tuning.py --sizes 16x256 4x1024 1x4096 --warps 4 8 16 32 \
+  --repeats 5
+step exact_search 40 python3 benchmarks/exact_search.py --sizes 1000000x12 200000x240 --queries 4096 \
   --settings 16384:1024 65536:4096 262144:4096 --record
-step tests 110 "${tests[@]}" tests/losses tests/models tests/sdtw --ignore=tests/sdtw/test_pallas.py
+# Several test processes share the GPU: none may take most of its memory up front.
+step tests 120 env XLA_PYTHON_CLIENT_PREALLOCATE=false "${tests[@]}" -n 6 tests/losses tests/models tests/sdtw \
+  --ignore=tests/sdtw/test_pallas.py
 cp docs/results/*_gpu.md "$out/" 2>/dev/null
 printf '%s\n' "${summary[@]}"

@@ -17,19 +17,25 @@ is the previous step's shifted read. Two scratch rows alternate: a row is
 rewritten two steps later, after every thread has passed the barrier that
 follows its last read.
 
-Forward: costs are gathered cell by cell, C[i, k - i]; the probabilities of
-the vertical and diagonal steps are scattered into two (N, M) tables, and
-R(n-1, j) into an (M,) vector (the end cells). Backward: the adjoint sweep of
-:func:`sdtw._wavefront.backward` on those tables, from the last diagonal to
-the first, the flows shifted one row the other way.
+Every table the kernels read or write is skewed: row k of a (K, W) array,
+K = N + M - 1, holds anti-diagonal k, entry i the cell (i, k - i). A step
+then loads and stores W consecutive entries, which the GPU coalesces into a
+few wide transactions; in the (N, M) layout lane i sits M - 1 entries from
+lane i + 1 and every lane costs a transaction of its own (at N = M = 4096
+that made the forward sweep 4x slower). XLA skews the costs before the
+forward kernel and unskews the gradient after the backward one, one gather
+each, at the price of K * W instead of N * M entries per table.
+
+Forward: the probabilities of the vertical and diagonal steps go into two
+skewed tables, and R(n-1, j) into an (M,) vector (the end cells). Backward:
+the adjoint sweep of :func:`sdtw._wavefront.backward` on those tables, from
+the last diagonal to the first, the flows shifted one row the other way.
 
 Triton limits (see the GPU notes of the project): every vector, load and
 store has W entries, a power of two; scratch rows are picked with ``k & 1``,
-never ``%`` on a traced int. The tables keep their (N, M) shapes: only the
-indexed entries are ever loaded, and cells outside the used block (n, m)
-are masked, so padding costs no memory and lengths may differ per pair.
-Arrays in memory are never loaded whole, so their sizes need not be powers
-of two.
+never ``%`` on a traced int. Cells outside the used block (n, m) are masked,
+so lengths may differ per pair. Triton's minimum and maximum drop a NaN
+operand (IEEE minNum), unlike XLA's: the forward kernel puts NaN back.
 """
 
 from __future__ import annotations
@@ -59,9 +65,10 @@ def _pow2(x: int) -> int:
 def _compiler_params(width: int, interpret: bool):
     if interpret:
         return None
-    # The loop carries a few W-vectors: about 8 lanes per thread at W >= 512.
-    # One stage: a loop with a barrier in it has nothing to pipeline.
-    return plt.CompilerParams(num_warps=min(max(width // 64, 1), 8), num_stages=1)
+    # One lane per thread up to 8 warps: on an H200, 8 warps beat 4 by up to 1.3x at W = 256 and
+    # tie at W >= 512 (benchmarks/pallas_tuning.py). One stage: a loop with a barrier in it has
+    # nothing to pipeline.
+    return plt.CompilerParams(num_warps=min(max(width // 32, 1), 8), num_stages=1)
 
 
 def _barrier(interpret: bool) -> None:
@@ -70,20 +77,28 @@ def _barrier(interpret: bool) -> None:
         plt.debug_barrier()
 
 
-def _cells(k, rows, ends, num_cols):
-    """The cells (i, k - i) of anti-diagonal k over the W ``rows``.
-
-    Returns:
-      (valid, at): (W,) bool, whether the cell lies in the used block
-      (n, m); and the (rows, cols) index vectors into a (W, M) table, the
-      columns clipped so that masked lanes still address memory inside it.
-      Tables that are written have W rows, so no two lanes share an address
-      (a masked store in interpret mode writes back what it read: a shared
-      address could undo another lane's store).
-    """
+def _valid(k, rows, ends):
+    """(W,) bool: whether the cells (i, k - i) of anti-diagonal k lie in the used block (n, m)."""
     cols = k - rows
-    valid = (rows < ends[0]) & (cols >= 0) & (cols < ends[1])
-    return valid, (rows, jnp.clip(cols, 0, num_cols - 1))
+    return (rows < ends[0]) & (cols >= 0) & (cols < ends[1])
+
+
+def _skew(table, width: int, fill):
+    """(N, M) -> (N + M - 1, W): row k holds anti-diagonal k, entry i = table[i, k - i], ``fill`` off the table."""
+    n, m = table.shape
+    k, i = jnp.arange(n + m - 1)[:, None], jnp.arange(width)[None, :]
+    inside = (i < n) & (k - i >= 0) & (k - i < m)
+    return jnp.where(inside, table[jnp.clip(i, 0, n - 1), jnp.clip(k - i, 0, m - 1)], fill)
+
+
+def _unskew(skewed, shape):
+    """The inverse of :func:`_skew`: (N + M - 1, W) -> (N, M)."""
+    i, j = jnp.arange(shape[0])[:, None], jnp.arange(shape[1])[None, :]
+    return skewed[i + j, i]
+
+
+def _any_nan(arrays):
+    return functools.reduce(jnp.logical_or, [jnp.isnan(a) for a in arrays])
 
 
 # ----------------------------------------------------------------------------
@@ -96,12 +111,12 @@ def _forward_kernel(rec: Recursion, interpret: bool, record: bool, params_ref, e
     Refs:
       params_ref: (2,) gamma and 1 / gamma.
       ends_ref: (2,) int32 (n, m), the used block.
-      cost_ref: (N, M) costs, +inf at inadmissible cells.
-      out_refs: if ``record``, the (W, M) probabilities of the vertical and
-        diagonal steps into each cell; then R(n-1, j) at index j + W - 1 of
-        an (N + M + W - 2,) vector (lane i writes k - i + W - 1: one address
-        per lane, never out of range); then the (2, W) scratch. Entries
-        outside the used block are left unwritten.
+      cost_ref: (K, W) skewed costs, +inf at inadmissible cells.
+      out_refs: if ``record``, the (K, W) skewed probabilities of the
+        vertical and diagonal steps into each cell; then R(n-1, j) at index
+        j + W - 1 of an (N + M + W - 2,) vector (lane i writes k - i + W - 1:
+        one address per lane, never out of range); then the (2, W) scratch.
+        Entries outside the used block hold garbage.
     """
     *step_refs, last_ref, scratch_ref = out_refs
     width = scratch_ref.shape[1]
@@ -113,18 +128,19 @@ def _forward_kernel(rec: Recursion, interpret: bool, record: bool, params_ref, e
 
     def step(k, carry):
         left, diag = carry  # R(i, j-1) from diagonal k-1, R(i-1, j-1) from k-2
-        valid, at = _cells(k, rows, (n, m), cost_ref.shape[1])
-        at_cost = (jnp.minimum(rows, cost_ref.shape[0] - 1), at[1])  # C has N <= W rows
-        cost = plt.load(cost_ref.at[at_cost], mask=valid, other=INF)
+        valid = _valid(k, rows, (n, m))
+        cost = jnp.where(valid, cost_ref[k, :], INF)
         up = plt.load(scratch_ref.at[(k - 1) & 1, above], mask=rows > 0, other=INF)  # R(i-1, j)
         candidates = _wavefront._candidates(cost, up, left, diag, k, rows, rec)
         if rec.hard:
             value, steps = _wavefront._hard_step(candidates)
         else:
             value, steps = _wavefront._soft_step(candidates, gamma, inv_gamma)
-        value = jnp.where(valid, value, INF)
+        poisoned = _any_nan(candidates)  # Triton's minimum drops NaN: put it back, as XLA keeps it
+        value = jnp.where(valid, jnp.where(poisoned, jnp.nan, value), INF)
+        steps = [jnp.where(poisoned, jnp.nan, p) for p in steps]
         for ref, p in zip(step_refs, steps):
-            plt.store(ref.at[at], p, mask=valid)
+            ref[k, :] = p
         plt.store(last_ref.at[k - rows + (width - 1)], value, mask=valid & (rows == n - 1))
         scratch_ref[k & 1, :] = value
         _barrier(interpret)
@@ -141,8 +157,8 @@ def _backward_kernel(rec: Recursion, interpret: bool, ends_ref, seeds_ref, p_v_r
     Refs:
       ends_ref: (2,) int32 (n, m).
       seeds_ref: (M,) d value / d R(n-1, j).
-      p_v_ref, p_d_ref: (W, M) step probabilities recorded by the forward sweep.
-      grad_ref: (W, M) output d value / d C, written inside the used block only.
+      p_v_ref, p_d_ref: (K, W) skewed step probabilities recorded by the forward sweep.
+      grad_ref: (K, W) output, skewed d value / d C, 0 outside the used block.
       scratch_ref: (4, W): two rows of (vertical, diagonal) flows.
     """
     width = scratch_ref.shape[1]
@@ -157,18 +173,19 @@ def _backward_kernel(rec: Recursion, interpret: bool, ends_ref, seeds_ref, p_v_r
         # from (i+1, j) on diagonal k+1 and from (i+1, j+1) on diagonal k+2.
         flow_h, flow_v, flow_d1, flow_d2 = carry
         k = n + m - 2 - t
-        valid, at = _cells(k, rows, (n, m), grad_ref.shape[1])
-        seed = plt.load(seeds_ref.at[at[1]], mask=valid & (rows == n - 1), other=0.0)
+        valid = _valid(k, rows, (n, m))
+        end_col = jnp.clip(k - rows, 0, seeds_ref.shape[0] - 1)
+        seed = plt.load(seeds_ref.at[end_col], mask=valid & (rows == n - 1), other=0.0)
         adjoint = jnp.where(valid, flow_v + flow_h + flow_d2 + seed, 0.0)
-        p_v = plt.load(p_v_ref.at[at], mask=valid, other=0.0)
-        p_d = plt.load(p_d_ref.at[at], mask=valid, other=0.0)
+        p_v = jnp.where(valid, p_v_ref[k, :], 0.0)
+        p_d = jnp.where(valid, p_d_ref[k, :], 0.0)
         p_h = 1.0 - p_v - p_d
         if rec.weights == (1.0, 1.0, 1.0):
             cost_grad = adjoint  # the step probabilities sum to one
         else:
             vertical_weight = jnp.where(_wavefront._is_start(k, rows, rec), 1.0, w_v)  # the start term has weight 1
             cost_grad = adjoint * (vertical_weight * p_v + w_h * p_h + w_d * p_d)
-        plt.store(grad_ref.at[at], cost_grad, mask=valid)
+        grad_ref[k, :] = cost_grad  # 0 at lanes off the used block: their adjoint is
         slot = 2 * (k & 1)
         scratch_ref[slot, :] = adjoint * p_v
         scratch_ref[slot + 1, :] = adjoint * p_d
@@ -188,14 +205,14 @@ def _forward(rec: Recursion, cost, gamma, ends, *, record: bool, interpret: bool
     """Run the forward kernel on one (N, M) cost matrix.
 
     Returns:
-      (steps, last_row): the (W, M) vertical and diagonal step probabilities
-      (None unless ``record``) and (M,) R(n-1, j). Both hold garbage outside
-      the used block.
+      (steps, last_row): the skewed (K, W) vertical and diagonal step
+      probabilities (None unless ``record``) and (M,) R(n-1, j). Both hold
+      garbage outside the used block.
     """
     (n_max, m_max), dtype = cost.shape, cost.dtype
     width = _pow2(n_max)
     params = jnp.stack([gamma, 1.0 / gamma]).astype(dtype)
-    table = jax.ShapeDtypeStruct((width, m_max), dtype)
+    table = jax.ShapeDtypeStruct((n_max + m_max - 1, width), dtype)
     out_shape = (table, table) * record + (
         jax.ShapeDtypeStruct((n_max + m_max + width - 2,), dtype),
         jax.ShapeDtypeStruct((2, width), dtype),
@@ -206,14 +223,14 @@ def _forward(rec: Recursion, cost, gamma, ends, *, record: bool, interpret: bool
         interpret=interpret,
         compiler_params=_compiler_params(width, interpret),
         name="sdtw_forward",
-    )(params, ends, cost)
+    )(params, ends, _skew(cost, width, INF))
     return (tuple(outputs[:2]) if record else None), outputs[-2][width - 1 : width - 1 + m_max]
 
 
 def _backward(rec: Recursion, steps, seeds, ends, *, interpret: bool):
-    """Run the adjoint kernel: (W, M) d value / d C, garbage outside the used block."""
+    """Run the adjoint kernel: skewed (K, W) d value / d C, 0 outside the used block."""
     p_v, p_d = steps
-    width = p_v.shape[0]
+    width = p_v.shape[1]
     grad, _ = pl.pallas_call(
         functools.partial(_backward_kernel, rec, interpret),
         out_shape=(
@@ -279,8 +296,8 @@ def value_and_grad(rec: Recursion, interpret: bool, cost, gamma, ends):
     transposed, rec_o, cost_o, ends_o = _oriented(rec, cost, ends)
     steps, last_row = _forward(rec_o, cost_o, gamma, ends_o, record=True, interpret=interpret)
     value, seeds = _core.end_of_row(last_row, ends_o[1] - 1, 1.0 / gamma, rec_o)
-    grad = _backward(rec_o, steps, seeds, ends_o, interpret=interpret)
-    grad = jnp.where(_used_block(grad.shape, ends_o), grad, 0.0)[: cost_o.shape[0]]
+    grad = _unskew(_backward(rec_o, steps, seeds, ends_o, interpret=interpret), cost_o.shape)
+    grad = jnp.where(_used_block(grad.shape, ends_o), grad, 0.0)  # diagonals past n + m - 2 are never written
     return value, grad.T if transposed else grad
 
 
