@@ -65,10 +65,10 @@ def _pow2(x: int) -> int:
 def _compiler_params(width: int, interpret: bool):
     if interpret:
         return None
-    # One lane per thread up to 8 warps: on an H200, 8 warps beat 4 by up to 1.3x at W = 256 and
-    # tie at W >= 512 (benchmarks/pallas_tuning.py). One stage: a loop with a barrier in it has
-    # nothing to pipeline.
-    return plt.CompilerParams(num_warps=min(max(width // 32, 1), 8), num_stages=1)
+    # One lane per thread, up to 32 warps (1024 threads): on an H200, value+grad at W = 1024 and
+    # 4096 took 4.18 and 56.9 ms with 8 warps, 3.64 and 34.8 with 32 (benchmarks/pallas_tuning.py).
+    # One stage: a loop with a barrier in it has nothing to pipeline.
+    return plt.CompilerParams(num_warps=min(max(width // 32, 1), 32), num_stages=1)
 
 
 def _barrier(interpret: bool) -> None:
