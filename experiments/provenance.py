@@ -37,9 +37,12 @@ INCLUDE = re.compile(r"<!-- include (?P<file>[^#\s]+)(?:#(?P<section>[^>]+?))? -
 
 
 def commit() -> str:
-    """Short hash of HEAD, with "+changes" when tracked files differ from it (recorded results and the
-    README aside). Outside git (a copy of a commit's files, e.g. on a remote GPU machine):
-    ``$SDTW_RETRIEVAL_COMMIT`` if set, else "unknown"."""
+    """``$SDTW_RETRIEVAL_COMMIT`` if set (a copy of a commit's files run elsewhere, e.g. on a remote GPU
+    machine whose checkout is not that commit); else the short hash of HEAD, with "+changes" when
+    tracked files differ from it (recorded results and the README aside); "unknown" outside git."""
+    if os.environ.get("SDTW_RETRIEVAL_COMMIT"):
+        return os.environ["SDTW_RETRIEVAL_COMMIT"]
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -48,7 +51,7 @@ def commit() -> str:
         return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                                  ":!docs/results", ":!README.md") else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("SDTW_RETRIEVAL_COMMIT", "unknown")
+        return "unknown"
 
 
 def _cpu_name() -> str:

@@ -28,10 +28,10 @@ _OPTIONS_DOC = """
       subsequence: if True, align all N rows (the query) to any contiguous
         run of the M columns (the database): an alignment may start at any
         cell (0, s), adding C(0, s), and end at any cell (n-1, e).
-      impl: "auto" (default) and "xla": the XLA wavefront; "pallas": the
-        fused Pallas kernel, compiled by Triton on GPUs and run in Pallas
-        interpret mode elsewhere (same results, slow). The
-        kernel covers every option above; derivatives of the gradient
+      impl: "xla": the XLA wavefront; "pallas": the fused Pallas kernel,
+        compiled by Triton on GPUs and run in Pallas interpret mode
+        elsewhere (same results, slow); "auto" (default): the kernel on a
+        GPU, the XLA wavefront elsewhere. The kernel covers every option above; derivatives of the gradient
         (second order, e.g. the gradient of :func:`sharp_soft_dtw`) always
         go through the XLA sweeps. :func:`subsequence_dtw` and
         :func:`accumulated_cost` always run the XLA wavefront.
@@ -57,11 +57,18 @@ def _blocked_to_inf(C, allowed):
 
 
 def _backend(impl: str) -> str:
-    """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode)."""
+    """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode).
+
+    "auto" is the Pallas kernel on a GPU (on an H200, 3-18x the XLA wavefront: benchmarks/sdtw_speed.py)
+    and the XLA wavefront elsewhere, where the kernel could only be interpreted.
+    """
     if impl not in ("auto", "xla", "pallas"):
         raise ValueError(f"`impl` must be 'auto', 'xla' or 'pallas', got {impl!r}.")
-    if impl in ("auto", "xla"):  # the Pallas kernel becomes the GPU default once timed and checked on a GPU
+    if impl == "xla" or (impl == "auto" and not (_pallas.available() and _pallas.on_gpu())):
         return "xla"
+    if not _pallas.available():
+        raise RuntimeError("impl='pallas' needs the Triton back end of Pallas (jax.experimental.pallas.triton), "
+                           f"which JAX {jax.__version__} lacks; use impl='xla'.")
     return "pallas" if _pallas.on_gpu() else "interpret"
 
 

@@ -46,10 +46,19 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plt
+
+try:
+    from jax.experimental.pallas import triton as plt
+except ImportError:  # pragma: no cover - a JAX without Pallas's Triton back end (deprecated in JAX 0.11)
+    plt = None
 
 from sdtw import _core, _wavefront
 from sdtw._wavefront import INF, Recursion
+
+
+def available() -> bool:
+    """Whether this JAX has the Triton back end of Pallas the kernels are written for."""
+    return plt is not None
 
 
 def on_gpu() -> bool:

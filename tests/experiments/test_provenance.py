@@ -55,9 +55,11 @@ def test_stamp_names_command_commit_and_machine():
     assert " cores, " in line and line.endswith(", in 12 s._")
 
 
-def test_commit_outside_git_is_named_by_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setattr(provenance, "ROOT", tmp_path)  # a folder no git repository holds
+def test_commit_named_by_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.delenv("SDTW_RETRIEVAL_COMMIT", raising=False)
-    assert provenance.commit() == "unknown"
+    assert provenance.commit() not in ("", "unknown")  # this checkout is a git repository
     monkeypatch.setenv("SDTW_RETRIEVAL_COMMIT", "abc1234")
     assert provenance.commit() == "abc1234"
+    monkeypatch.delenv("SDTW_RETRIEVAL_COMMIT")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)  # a folder no git repository holds
+    assert provenance.commit() == "unknown"

@@ -11,6 +11,8 @@ import sdtw
 from sdtw import _api
 from tests.sdtw import brute_force
 
+pytestmark = pytest.mark.skipif(not sdtw._pallas.available(), reason="this JAX has no Pallas Triton back end")
+
 SIZES = [(n, m) for n in (1, 3, 5, 8, 13) for m in (1, 4, 7, 16)]
 
 
@@ -199,12 +201,17 @@ class TestImpl:
     def test_pallas_is_chosen_explicitly(self, monkeypatch):
         C = jnp.ones((3, 3, 4))
         traced = lambda impl: str(jax.make_jaxpr(jax.vmap(lambda c: sdtw.soft_dtw(c, 0.1, impl=impl)))(C))  # noqa: E731
-        assert "pallas_call" not in traced("auto") and "pallas_call" not in traced("xla")
+        assert "pallas_call" not in traced("xla")
+        assert ("pallas_call" in traced("auto")) == (jax.default_backend() == "gpu")
         assert "pallas_call" in traced("pallas") and "grid=(3,)" in traced("pallas")  # one program per pair
         monkeypatch.setattr(sdtw._pallas, "on_gpu", lambda: False)
         assert [_api._backend(impl) for impl in ("auto", "xla", "pallas")] == ["xla", "xla", "interpret"]
         monkeypatch.setattr(sdtw._pallas, "on_gpu", lambda: True)
-        assert [_api._backend(impl) for impl in ("auto", "xla", "pallas")] == ["xla", "xla", "pallas"]
+        assert [_api._backend(impl) for impl in ("auto", "xla", "pallas")] == ["pallas", "xla", "pallas"]
+        monkeypatch.setattr(sdtw._pallas, "plt", None)  # a JAX without Pallas's Triton back end
+        assert _api._backend("auto") == "xla"
+        with pytest.raises(RuntimeError, match="impl='pallas' needs the Triton back end"):
+            _api._backend("pallas")
 
 
 class TestTritonLowering:
