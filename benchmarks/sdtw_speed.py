@@ -105,7 +105,8 @@ def bench_size(batch, length, dim, gamma, repeats, with_tslearn, impls=("auto",)
         args = (x64, y64) if name.startswith("tslearn") else (x, y)
         results[name] = best_time(lambda: fn(*args), repeats=few if name.startswith("tslearn") else repeats)
     for fns in (soft, hard):
-        print_agreement([(name, fns[name](x, y)) for name in fns if name.startswith("sdtw") and PER_PAIR not in name])
+        outputs = [(name, fns[name](x, y)) for name in fns if name.startswith("sdtw") and PER_PAIR not in name]
+        print_agreement(outputs, f"B={batch} N=M={length}")
     rows = []
     first = ours_name(impls[0])
     for name, seconds in results.items():
@@ -115,12 +116,12 @@ def bench_size(batch, length, dim, gamma, repeats, with_tslearn, impls=("auto",)
     return rows
 
 
-def print_agreement(outputs):
-    """Largest differences of each back end's outputs (values, gradients) from the first one's."""
+def print_agreement(outputs, size: str):
+    """Largest differences of each back end's outputs (summed value, gradient) from the first one's."""
     (reference_name, reference), *others = outputs
     for name, output in others:
         gaps = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(output), jax.tree.leaves(reference))]
-        print(f"{name} vs {reference_name}: max |difference| " + ", ".join(f"{gap:.3g}" for gap in gaps))
+        print(f"{size}: {name} vs {reference_name}: max |difference| " + ", ".join(f"{gap:.3g}" for gap in gaps))
 
 
 def parse_size(text):

@@ -186,6 +186,17 @@ class TestFloat32:
         assert jnp.isnan(sdtw.soft_dtw(C, 0.1, impl="pallas"))
 
 
+@pytest.mark.parametrize("shape, width", [((1, 1), 1), ((3, 5), 4), ((5, 3), 8), ((4, 4), 4)])
+def test_skewed_rows_are_the_anti_diagonals(shape, width):
+    table = jnp.asarray(random_costs(shape, seed=11))
+    skewed = sdtw._pallas._skew(table, width, -1.0)
+    assert skewed.shape == (shape[0] + shape[1] - 1, width)
+    for k, row in enumerate(np.asarray(skewed)):
+        diagonal = [table[i, k - i] if 0 <= k - i < shape[1] and i < shape[0] else -1.0 for i in range(width)]
+        np.testing.assert_array_equal(row, diagonal)
+    np.testing.assert_array_equal(sdtw._pallas._unskew(skewed, shape), table)
+
+
 class TestImpl:
     def test_unknown_impl_is_an_error(self):
         C = jnp.ones((3, 4))
