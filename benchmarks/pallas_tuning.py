@@ -5,7 +5,7 @@
 One program aligns one pair and holds its anti-diagonal (W = the power of two
 >= N lanes) in registers; ``num_warps`` spreads those lanes over 32 * num_warps
 threads: fewer threads give each more lanes and leave room for more programs
-per multiprocessor. The default is W / 64 warps (at most 8). Each row
+per multiprocessor. The default is W / 32 warps (at most 32): one lane per thread. Each row
 times ``value_and_grad(sum(vmap(soft_dtw)))`` and the value alone, squared
 Euclidean cost (D = 12), gamma = 0.1, float32.
 """

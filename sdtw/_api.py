@@ -31,8 +31,9 @@ _OPTIONS_DOC = """
       impl: "xla": the XLA wavefront; "pallas": the fused Pallas kernel,
         compiled by Triton on GPUs and run in Pallas interpret mode
         elsewhere (same results, slow); "auto" (default): the kernel on a
-        GPU, the XLA wavefront elsewhere. The kernel covers every option above; derivatives of the gradient
-        (second order, e.g. the gradient of :func:`sharp_soft_dtw`) always
+        GPU, the XLA wavefront elsewhere. The kernel covers every option
+        above; derivatives of the gradient (second order, e.g. the gradient
+        of :func:`sharp_soft_dtw`) always
         go through the XLA sweeps. :func:`subsequence_dtw` and
         :func:`accumulated_cost` always run the XLA wavefront.
 """
@@ -59,8 +60,9 @@ def _blocked_to_inf(C, allowed):
 def _backend(impl: str) -> str:
     """Resolve ``impl``: "xla", "pallas" (compiled by Triton) or "interpret" (the kernel in Pallas interpret mode).
 
-    "auto" is the Pallas kernel on a GPU (on an H200, 3-18x the XLA wavefront: benchmarks/sdtw_speed.py)
-    and the XLA wavefront elsewhere, where the kernel could only be interpreted.
+    "auto" is the Pallas kernel on a GPU (faster than the XLA wavefront at every size of
+    docs/results/sdtw_speed_gpu.md) and the XLA wavefront elsewhere, where the kernel could only be
+    interpreted.
     """
     if impl not in ("auto", "xla", "pallas"):
         raise ValueError(f"`impl` must be 'auto', 'xla' or 'pallas', got {impl!r}.")
